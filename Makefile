@@ -1,0 +1,40 @@
+# The two set-up commands of the README live here:
+#   make run    install what is missing, build, start the local cluster
+#   make test   install what is missing, build, run every test
+# Everything else is a step they share. The build itself is CMake's.
+
+BUILD     ?= build
+SAN_BUILD ?= build-asan
+JOBS      ?= $(shell nproc)
+
+.PHONY: deps configure build run test test-sanitize bench clean
+
+deps:
+	./scripts/install-deps.sh
+
+configure: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGKV_WERROR=ON
+
+build: configure
+	cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	./scripts/run-local-cluster.sh $(BUILD)
+
+# Every test in the optimised build, then the unit tests again under
+# AddressSanitizer + UndefinedBehaviorSanitizer.
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
+	$(MAKE) test-sanitize
+
+test-sanitize: deps
+	cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRINGKV_WERROR=ON \
+	      -DRINGKV_SANITIZE="address;undefined" -DRINGKV_BENCH=OFF
+	cmake --build $(SAN_BUILD) -j$(JOBS)
+	ctest --test-dir $(SAN_BUILD) -L unit --output-on-failure -j$(JOBS)
+
+bench: build
+	$(BUILD)/bench/rpc/bench-rpc
+
+clean:
+	rm -rf $(BUILD) $(SAN_BUILD)
