@@ -26,7 +26,10 @@
  *     free them then. A callback enters them only between admin_enter()
  *     and admin_leave(), which count it in BUSY under MU; rk_admin_stop
  *     sets STOPPING and waits on CV until BUSY is zero. A callback that
- *     comes after that answers 503 without touching them.
+ *     comes after that answers 503 without touching them. (nng 1.5.2's
+ *     nng_http_server_stop happens to wait for a running handler too, but
+ *     it does not promise to, and a request parsed just before the stop
+ *     can reach its handler just after.)
  *
  * nng shares one HTTP server among every holder of the same host and port
  * in a process (nng_http_server_hold). A second admin port on an address
@@ -66,14 +69,14 @@ struct rk_admin {
 	nng_http_handler *healthz; /* registered with SERVER, or NULL */
 	nng_http_handler *metrics; /* registered with SERVER, or NULL */
 	int port;                  /* TCP port bound */
-	atomic_int refs;  /* the caller's, plus one per handler holding us */
-	pthread_mutex_t mu;           /* guards BUSY and STOPPING */
-	pthread_cond_t cv;            /* signalled when BUSY drops to 0 */
-	int busy;                     /* callbacks using the borrowed objects */
-	bool stopping;                /* set by stop: borrowed ones are off */
-	rk_metrics_t *registry;       /* borrowed, rendered by /metrics */
-	rk_admin_health_fn health;    /* borrowed, called by /healthz */
-	void *health_arg;             /* borrowed, passed to HEALTH */
+	atomic_int refs;    /* the caller's, plus one per handler holding us */
+	pthread_mutex_t mu; /* guards BUSY and STOPPING */
+	pthread_cond_t cv;  /* signalled when BUSY drops to 0 */
+	int busy;           /* callbacks using the borrowed objects */
+	bool stopping;      /* set by stop: borrowed ones are off */
+	rk_metrics_t *registry;    /* borrowed, rendered by /metrics */
+	rk_admin_health_fn health; /* borrowed, called by /healthz */
+	void *health_arg;          /* borrowed, passed to HEALTH */
 };
 
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -166,8 +169,8 @@ static void handle_healthz(nng_aio *aio)
 	char body[DETAIL_MAX + 16];
 	int n = snprintf(body, sizeof(body), "%s\n",
 	                 detail[0] != '\0' ? detail : "unavailable");
-	reply(aio, NNG_HTTP_STATUS_SERVICE_UNAVAILABLE, CONTENT_TYPE_TEXT,
-	      body, (size_t)n);
+	reply(aio, NNG_HTTP_STATUS_SERVICE_UNAVAILABLE, CONTENT_TYPE_TEXT, body,
+	      (size_t)n);
 }
 
 static void handle_metrics(nng_aio *aio)
@@ -334,9 +337,11 @@ rk_status_t rk_admin_start(const char *addr, rk_metrics_t *metrics,
 	if ((rv = nng_http_server_start(a->server)) != 0)
 		goto fail;
 	pthread_mutex_unlock(&start_lock);
-	nng_url_free(url);
 
-	a->port = bound_port(a->server);
+	/* nng knows the port it bound; failing that, the one we asked. */
+	if ((a->port = bound_port(a->server)) < 0)
+		a->port = atoi(url->u_port);
+	nng_url_free(url);
 	rk_info("admin: serving on %s, port %d", addr, a->port);
 	*out = a;
 	return RK_OK;

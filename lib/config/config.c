@@ -1,6 +1,7 @@
 /*
  * Typed, path-addressed reading of a config tree; see config.h for the
- * contract and tree.c for how the YAML becomes a tree.
+ * contract, tree.c for how the YAML becomes a tree and value.c for what a
+ * value such as "64MiB" means.
  *
  * A service reads its config once, field by field, and at the end must
  * learn two things: which values were wrong, and which keys it never read
@@ -25,10 +26,11 @@
  * the key "10.0.0.1" under nodes if there is one. A map's keys are kept
  * sorted (tree.c), so each try is a binary search.
  *
- * Errors are stored as whole message lines, deduplicated (two getters under
- * the same wrong "rpc: 5" both find it), and sorted by line when reported
- * so the report reads in file order. An error that cannot be stored for
- * lack of memory still makes rk_config_finish() fail.
+ * Errors are stored as whole message lines. When reported they are sorted
+ * by line, so the report reads in file order, and repeats are dropped (two
+ * getters under the same wrong "rpc: 5" both find it; it is said once). An
+ * error that cannot be stored for lack of memory still makes
+ * rk_config_finish() fail.
  */
 #include "config/config.h"
 
@@ -38,9 +40,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "config/tree.h"
+#include "config/value.h"
 
 struct problem {
 	int line;   /* 1-based line it is about, or 0: the sort key */
@@ -127,18 +129,13 @@ static void problems_free(struct problems *ps)
 	*ps = (struct problems){0};
 }
 
-/* Takes MSG (NULL means its formatting ran out of memory). */
+/* Takes MSG (NULL means its formatting ran out of memory). Repeats are
+ * kept here and dropped by rk_config_finish(). */
 static void problems_add(struct problems *ps, int line, char *msg)
 {
 	if (msg == NULL) {
 		ps->lost = true;
 		return;
-	}
-	for (size_t i = 0; i < ps->n; i++) {
-		if (strcmp(ps->v[i].msg, msg) == 0) {
-			free(msg);
-			return;
-		}
 	}
 	if (ps->n == ps->cap) {
 		size_t cap = ps->cap != 0 ? ps->cap * 2 : 8;
@@ -242,32 +239,66 @@ static bool ends_component(char c)
 	return c == '\0' || c == '.' || c == '[';
 }
 
-static struct found resolve(struct rk_config *cfg, const char *path,
-                            int flags)
+/* Whether PATH is keys joined by '.' with "[digits]" after any of them,
+ * checked whole and before any lookup: a malformed path is a bug in the
+ * program and is reported whatever the file holds. */
+static bool valid_path(const char *p)
+{
+	if (*p == '\0')
+		return true; /* the top-level map */
+	for (;;) {
+		if (*p == '[') {
+			if (!is_digit(*++p))
+				return false;
+			while (is_digit(*p))
+				p++;
+			if (*p++ != ']' || !ends_component(*p))
+				return false;
+		} else {
+			if (ends_component(*p))
+				return false; /* an empty key */
+			while (!ends_component(*p))
+				p++;
+		}
+		if (*p == '\0')
+			return true;
+		if (*p == '.' && (*++p == '[' || *p == '\0'))
+			return false;
+	}
+}
+
+/* Follows PATH from the root. With MARK, sets the read flag of each node
+ * on the way; with REPORT, records a malformed path and a node of the
+ * wrong kind on the way (see mismatch()). */
+static struct found resolve(struct rk_config *cfg, const char *path, int flags)
 {
 	struct rk_config_node *n = cfg->root;
 	struct found f = {.node = NULL, .last = n};
 	if (path == NULL)
 		path = "";
+	if (!valid_path(path)) {
+		if (flags & REPORT)
+			field_error(cfg, 0, path, strlen(path),
+			            "not a valid field path (a bug in the "
+			            "program, not in the file)");
+		return f;
+	}
 	if (flags & MARK)
 		n->read = true;
 	size_t i = 0; /* path[0, i) names n */
 	while (path[i] != '\0') {
 		size_t next;
 		if (path[i] == '[') {
-			size_t j = i + 1, index = 0;
+			size_t index = 0;
 			bool huge = false;
-			if (!is_digit(path[j]))
-				goto bad;
-			for (; is_digit(path[j]); j++) {
-				if (index > (SIZE_MAX - 9) / 10)
+			for (next = i + 1; path[next] != ']'; next++) {
+				size_t d = (size_t)(path[next] - '0');
+				if (index > (SIZE_MAX - d) / 10)
 					huge = true;
 				else
-					index = index * 10 + (size_t)(path[j] - '0');
+					index = index * 10 + d;
 			}
-			if (path[j] != ']' || !ends_component(path[j + 1]))
-				goto bad;
-			next = j + 1;
+			next++;
 			if (n->kind != RK_CONFIG_SEQ) {
 				if (flags & REPORT)
 					mismatch(cfg, n, path, i, "a sequence");
@@ -277,20 +308,19 @@ static struct found resolve(struct rk_config *cfg, const char *path,
 				return f;
 			n = n->kids[index];
 		} else {
-			size_t k = i == 0 ? 0 : i + 1; /* the key's first byte */
-			if ((i > 0 && path[i] != '.') || ends_component(path[k]))
-				goto bad;
 			if (n->kind != RK_CONFIG_MAP) {
 				if (flags & REPORT)
 					mismatch(cfg, n, path, i, "a map");
 				return f;
 			}
+			/* The longest run of the path that is a key wins. */
+			size_t k = i == 0 ? 0 : i + 1; /* skip the '.' */
 			long hit = -1;
-			next = k + strlen(path + k);
-			for (; next > k; next--) {
+			for (next = k + strlen(path + k); next > k; next--) {
 				if (!ends_component(path[next]))
 					continue;
-				hit = rk_config_tree_find(n, path + k, next - k);
+				hit =
+				    rk_config_tree_find(n, path + k, next - k);
 				if (hit >= 0)
 					break;
 			}
@@ -304,12 +334,6 @@ static struct found resolve(struct rk_config *cfg, const char *path,
 		i = next;
 	}
 	f.node = n;
-	return f;
-bad:
-	if (flags & REPORT)
-		field_error(cfg, 0, path, strlen(path),
-		            "not a valid field path (a bug in the program, not "
-		            "in the file)");
 	return f;
 }
 
@@ -353,115 +377,6 @@ static void range_text(char *buf, size_t size, const char *what, bool has_lo,
 		snprintf(buf, size, "%s", what);
 }
 
-struct unit {
-	const char *name; /* the suffix as written */
-	uint64_t scale;   /* what one of it is worth */
-};
-
-/* Largest first, so that a bound is shown in the biggest exact unit. The
- * empty suffix must come last: it is for parsing only. */
-static const struct unit duration_units[] = {
-    {"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000},
-    {"ms", 1},       {"", 1},        {NULL, 0},
-};
-
-static const struct unit size_units[] = {
-    {"TiB", 1ull << 40}, {"TB", 1000000000000ull}, {"GiB", 1ull << 30},
-    {"GB", 1000000000},  {"MiB", 1ull << 20},      {"MB", 1000000},
-    {"KiB", 1ull << 10}, {"KB", 1000},             {"B", 1},
-    {"", 1},             {NULL, 0},
-};
-
-/* Decimal digits, at least one, that fit a uint64_t. */
-static bool parse_count(const char **s, uint64_t *out)
-{
-	const char *p = *s;
-	uint64_t v = 0;
-	if (!is_digit(*p))
-		return false;
-	for (; is_digit(*p); p++) {
-		unsigned d = (unsigned)(*p - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*s = p;
-	*out = v;
-	return true;
-}
-
-/* A count and one of UNITS, written together ("64MiB"), without overflow. */
-static bool parse_amount(const char *s, const struct unit *units,
-                         uint64_t *out)
-{
-	uint64_t v;
-	if (!parse_count(&s, &v))
-		return false;
-	for (const struct unit *u = units; u->name != NULL; u++) {
-		if (strcmp(s, u->name) != 0)
-			continue;
-		if (v > UINT64_MAX / u->scale)
-			return false;
-		*out = v * u->scale;
-		return true;
-	}
-	return false;
-}
-
-static void format_amount(char *buf, size_t size, uint64_t v,
-                          const struct unit *units)
-{
-	for (const struct unit *u = units; u->name != NULL; u++) {
-		if (u->name[0] != '\0' && (v != 0 || u->scale == 1) &&
-		    v % u->scale == 0) {
-			snprintf(buf, size, "%" PRIu64 "%s", v / u->scale,
-			         u->name);
-			return;
-		}
-	}
-	snprintf(buf, size, "%" PRIu64, v);
-}
-
-static int digit_value(char c, unsigned base)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (base == 16 && c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (base == 16 && c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Optional sign, then decimal digits or 0x and hex digits; false on
- * anything else and on a value outside int64_t (never a wrapped one). */
-static bool parse_int(const char *s, int64_t *out)
-{
-	bool neg = false;
-	if (*s == '+' || *s == '-')
-		neg = *s++ == '-';
-	unsigned base = 10;
-	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-		base = 16;
-		s += 2;
-	}
-	uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-	uint64_t v = 0;
-	if (*s == '\0')
-		return false;
-	for (; *s != '\0'; s++) {
-		int d = digit_value(*s, base);
-		if (d < 0 || v > (limit - (unsigned)d) / base)
-			return false;
-		v = v * base + (unsigned)d;
-	}
-	if (!neg)
-		*out = (int64_t)v;
-	else
-		*out = v == 0 ? 0 : -(int64_t)(v - 1) - 1;
-	return true;
-}
-
 static char *vformat(const char *fmt, va_list ap)
     __attribute__((format(printf, 1, 0)));
 
@@ -498,8 +413,8 @@ rk_status_t rk_config_parse(const char *text, size_t len, const char *name,
 		set_error(err, "%s: out of memory", name);
 		return RK_RESOURCE_EXHAUSTED;
 	}
-	rk_status_t status = rk_config_tree_parse(text, len, name, &cfg->root,
-	                                          err);
+	rk_status_t status =
+	    rk_config_tree_parse(text, len, name, &cfg->root, err);
 	if (status != RK_OK) {
 		rk_config_free(cfg);
 		return status;
@@ -599,7 +514,7 @@ int64_t rk_config_int(rk_config_t *cfg, const char *path, int64_t def,
 	if (n == NULL)
 		return def;
 	int64_t v;
-	if (!parse_int(n->text, &v) || v < min || v > max) {
+	if (!rk_config_parse_int(n->text, &v) || v < min || v > max) {
 		bad_value(cfg, n, path, expect);
 		return def;
 	}
@@ -608,31 +523,29 @@ int64_t rk_config_int(rk_config_t *cfg, const char *path, int64_t def,
 
 bool rk_config_bool(rk_config_t *cfg, const char *path, bool def)
 {
-	static const char *const yes[] = {"true", "yes", "on"};
-	static const char *const no[] = {"false", "no", "off"};
 	const char *expect = "true or false";
 	const struct rk_config_node *n = scalar_at(cfg, path, expect);
 	if (n == NULL)
 		return def;
-	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		if (strcasecmp(n->text, yes[i]) == 0)
-			return true;
-		if (strcasecmp(n->text, no[i]) == 0)
-			return false;
+	bool v;
+	if (!rk_config_parse_bool(n->text, &v)) {
+		bad_value(cfg, n, path, expect);
+		return def;
 	}
-	bad_value(cfg, n, path, expect);
-	return def;
+	return v;
 }
 
-/* The getters of amounts with units differ only in their words and unit
- * table. */
+/* The getters of amounts with units differ only in their words and in
+ * the syntax of their values. */
 static uint64_t amount(struct rk_config *cfg, const char *path, uint64_t def,
                        uint64_t min, uint64_t max, const char *what,
-                       const char *examples, const struct unit *units)
+                       const char *examples,
+                       bool (*parse)(const char *, uint64_t *),
+                       void (*format)(char *, size_t, uint64_t))
 {
 	char lo[32], hi[32], range[96], expect[192];
-	format_amount(lo, sizeof(lo), min, units);
-	format_amount(hi, sizeof(hi), max, units);
+	format(lo, sizeof(lo), min);
+	format(hi, sizeof(hi), max);
 	range_text(range, sizeof(range), what, min != 0, lo, max != UINT64_MAX,
 	           hi);
 	snprintf(expect, sizeof(expect), "%s (such as %s)", range, examples);
@@ -640,25 +553,27 @@ static uint64_t amount(struct rk_config *cfg, const char *path, uint64_t def,
 	if (n == NULL)
 		return def;
 	uint64_t v;
-	if (!parse_amount(n->text, units, &v) || v < min || v > max) {
+	if (!parse(n->text, &v) || v < min || v > max) {
 		bad_value(cfg, n, path, expect);
 		return def;
 	}
 	return v;
 }
 
-uint64_t rk_config_duration_ms(rk_config_t *cfg, const char *path,
-                               uint64_t def, uint64_t min_ms, uint64_t max_ms)
+uint64_t rk_config_duration_ms(rk_config_t *cfg, const char *path, uint64_t def,
+                               uint64_t min_ms, uint64_t max_ms)
 {
 	return amount(cfg, path, def, min_ms, max_ms, "a duration",
-	              "250ms, 5s, 2m, 1h, 1d", duration_units);
+	              "250ms, 5s, 2m, 1h, 1d", rk_config_parse_duration,
+	              rk_config_format_duration);
 }
 
 uint64_t rk_config_size(rk_config_t *cfg, const char *path, uint64_t def,
                         uint64_t min, uint64_t max)
 {
 	return amount(cfg, path, def, min, max, "a size",
-	              "512, 4KiB, 64MiB, 1GiB, 10MB", size_units);
+	              "512, 4KiB, 64MiB, 1GiB, 10MB", rk_config_parse_size,
+	              rk_config_format_size);
 }
 
 int rk_config_choice(rk_config_t *cfg, const char *path,
@@ -771,7 +686,8 @@ static void find_unread(const struct rk_config *cfg,
 		} else if (!kid->read) {
 			char *msg = NULL;
 			if (asprintf(&msg, "%s:%d: unknown field %s", cfg->name,
-			             kid->line, path->p) < 0)
+			             kid->line,
+			             path->p != NULL ? path->p : "") < 0)
 				msg = NULL;
 			problems_add(out, kid->line, msg);
 		} else if (kid->kind != RK_CONFIG_SCALAR) {
@@ -787,6 +703,36 @@ static int compare_problems(const void *a, const void *b)
 	if (x->line != y->line)
 		return x->line < y->line ? -1 : 1;
 	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Equal messages next to each other, the first to arrive first. */
+static int compare_messages(const void *a, const void *b)
+{
+	const struct problem *x = a, *y = b;
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	int c = strcmp(x->msg, y->msg);
+	if (c != 0)
+		return c;
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Sorts the N problems of ALL by line, then arrival, without repeats, and
+ * returns how many are left. Sorting twice rather than checking each new
+ * problem against the others keeps a file with a million bad values from
+ * taking a million squared steps. */
+static size_t sort_unique(struct problem *all, size_t n)
+{
+	qsort(all, n, sizeof(*all), compare_messages);
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (kept > 0 && all[kept - 1].line == all[i].line &&
+		    strcmp(all[kept - 1].msg, all[i].msg) == 0)
+			continue;
+		all[kept++] = all[i];
+	}
+	qsort(all, kept, sizeof(*all), compare_problems);
+	return kept;
 }
 
 rk_status_t rk_config_finish(rk_config_t *cfg, char **err)
@@ -812,8 +758,8 @@ rk_status_t rk_config_finish(rk_config_t *cfg, char **err)
 			             : unread.v[i - cfg->errors.n];
 			all[i].seq = i;
 		}
-		qsort(all, total, sizeof(*all), compare_problems);
-		for (size_t i = 0; i < total; i++) {
+		size_t kept = sort_unique(all, total);
+		for (size_t i = 0; i < kept; i++) {
 			if (i > 0)
 				sb_str(&out, "\n");
 			sb_str(&out, all[i].msg);

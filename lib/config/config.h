@@ -23,7 +23,10 @@
  *	FILE:LINE: unknown field rpc.lisen
  *
  * Paths are dotted map keys with [i] for sequence items:
- * "membership.seeds[0]", "rules[2].limit.unit".
+ * "membership.seeds[0]", "rules[2].limit.unit"; "" (or NULL) is the
+ * top-level map. A key that itself holds dots ("10.0.0.1") is found too:
+ * at each map the longest key that matches wins. A field written with no
+ * value, ~ or null counts as absent: getters return their default.
  *
  * Ownership: strings returned by getters are borrowed from the config and
  * live until rk_config_free(). Error strings are the caller's to free().
@@ -41,9 +44,12 @@
 
 typedef struct rk_config rk_config_t;
 
-/* Reads and parses FILE. RK_NOT_FOUND if it cannot be opened,
+/* Reads and parses FILE. RK_NOT_FOUND if it cannot be opened (or read),
  * RK_INVALID_ARGUMENT if it is not valid YAML (or its top level is not a
- * map); *err then says "FILE:LINE:COL: what" and is the caller's to free.
+ * map, or it has a duplicate key, an anchor, alias or tag, nesting deeper
+ * than 64 or more than 16 MiB), RK_RESOURCE_EXHAUSTED if out of memory;
+ * *err (may be NULL) then says "FILE:LINE:COL: what" ("FILE: what" when
+ * there is no position) and is the caller's to free.
  * On RK_OK, *out is the caller's to free with rk_config_free(). */
 rk_status_t rk_config_load(const char *path, rk_config_t **out, char **err);
 
@@ -93,13 +99,16 @@ size_t rk_config_len(rk_config_t *cfg, const char *path);
 /* The I-th key of the map at PATH (in file order), or NULL. Borrowed. */
 const char *rk_config_key(rk_config_t *cfg, const char *path, size_t i);
 
-/* The line of the node at PATH (1-based), or 0 if absent: for messages of
- * callers that validate more than a getter can. */
+/* The line of the node at PATH (1-based; a map value's is its key's), or 0
+ * if absent: for messages of callers that validate more than a getter can.
+ * Does not mark the node read. */
 int rk_config_line(rk_config_t *cfg, const char *path);
 
 /* Records an error of the caller's own about the node at PATH, reported by
  * rk_config_finish() like the getters' own:
- * "FILE:LINE: field PATH: <message>". */
+ * "FILE:LINE: field PATH: <message>". Marks the node read. For an absent
+ * field LINE is that of the nearest enclosing node present, and at top
+ * level there is none: "FILE: field PATH: <message>". */
 void rk_config_error(rk_config_t *cfg, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -107,8 +116,8 @@ void rk_config_error(rk_config_t *cfg, const char *path, const char *fmt, ...)
 void rk_config_ignore(rk_config_t *cfg, const char *path);
 
 /* RK_OK if no getter recorded an error and every key was read; otherwise
- * RK_INVALID_ARGUMENT and *err lists every problem, one per line (caller
- * frees). */
+ * RK_INVALID_ARGUMENT and *err (may be NULL) lists every problem, one per
+ * line, in file order, without a final newline (caller frees). */
 rk_status_t rk_config_finish(rk_config_t *cfg, char **err);
 
 #endif

@@ -34,19 +34,19 @@
 #include <yaml.h>
 
 struct builder {
-	const char *name;  /* the file name for messages, borrowed */
-	const char *text;  /* the input, to turn a byte offset into a line */
-	size_t len;        /* its length */
+	const char *name; /* the file name for messages, borrowed */
+	const char *text; /* the input, to turn a byte offset into a line */
+	size_t len;       /* its length */
 	struct rk_config_node *root; /* the document once started, owned */
 	struct rk_config_node *stack[RK_CONFIG_MAX_DEPTH]; /* open containers */
-	int depth;         /* entries used in stack */
-	char *key;         /* the key waiting for its value, owned */
-	bool have_key;     /* the map on top of stack has read key */
-	int key_line;      /* 1-based position of key */
+	int depth;     /* entries used in stack */
+	char *key;     /* the key waiting for its value, owned */
+	bool have_key; /* the map on top of stack has read key */
+	int key_line;  /* 1-based position of key */
 	int key_col;
-	int documents;     /* documents started so far */
+	int documents;      /* documents started so far */
 	rk_status_t status; /* RK_OK until the first error */
-	char *err;         /* the first error's message, owned */
+	char *err;          /* the first error's message, owned */
 };
 
 static void fail(struct builder *b, rk_status_t status, int line, int col,
@@ -74,11 +74,11 @@ static void fail(struct builder *b, rk_status_t status, int line, int col,
 	b->err = n < 0 ? NULL : msg;
 }
 
-static void fail_at(struct builder *b, const yaml_mark_t *mark,
-                    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail_at(struct builder *b, const yaml_mark_t *mark, const char *fmt,
+                    ...) __attribute__((format(printf, 3, 4)));
 
-static void fail_at(struct builder *b, const yaml_mark_t *mark,
-                    const char *fmt, ...)
+static void fail_at(struct builder *b, const yaml_mark_t *mark, const char *fmt,
+                    ...)
 {
 	char what[512];
 	va_list ap;
@@ -139,8 +139,8 @@ void rk_config_quote(char *buf, size_t size, const char *text)
 			/* Never cut a UTF-8 character in two: drop the
 			 * start of the one we are inside. */
 			if ((*s & 0xc0) == 0x80) {
-				while (o > 1 &&
-				       ((unsigned char)buf[o - 1] & 0xc0) == 0x80)
+				while (o > 1 && ((unsigned char)buf[o - 1] &
+				                 0xc0) == 0x80)
 					o--;
 				if (o > 1 && (unsigned char)buf[o - 1] >= 0xc0)
 					o--;
@@ -258,7 +258,8 @@ static bool append(struct rk_config_node *parent, char *key,
 			return false;
 		parent->kids = kids;
 		if (parent->kind == RK_CONFIG_MAP) {
-			char **keys = realloc(parent->keys, cap * sizeof(*keys));
+			char **keys =
+			    realloc(parent->keys, cap * sizeof(*keys));
 			if (keys == NULL)
 				return false;
 			parent->keys = keys;
@@ -393,8 +394,8 @@ static void on_scalar(struct builder *b, const yaml_event_t *ev)
 		return;
 	}
 	node->text = text;
-	node->null = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-	             is_null(text);
+	node->null =
+	    ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && is_null(text);
 	attach(b, node);
 }
 
@@ -402,13 +403,12 @@ static void on_open(struct builder *b, const yaml_event_t *ev,
                     enum rk_config_kind kind)
 {
 	const yaml_mark_t *mark = &ev->start_mark;
-	bool ok = kind == RK_CONFIG_MAP
-	              ? check_properties(b, mark,
-	                                 ev->data.mapping_start.anchor,
-	                                 ev->data.mapping_start.tag)
-	              : check_properties(b, mark,
-	                                 ev->data.sequence_start.anchor,
-	                                 ev->data.sequence_start.tag);
+	bool ok =
+	    kind == RK_CONFIG_MAP
+	        ? check_properties(b, mark, ev->data.mapping_start.anchor,
+	                           ev->data.mapping_start.tag)
+	        : check_properties(b, mark, ev->data.sequence_start.anchor,
+	                           ev->data.sequence_start.tag);
 	if (!ok)
 		return;
 	if (waiting_for_key(b)) {
@@ -475,8 +475,8 @@ static void yaml_failed(struct builder *b, const yaml_parser_t *p)
 		out_of_memory(b);
 		break;
 	case YAML_READER_ERROR: {
-		size_t end = p->problem_offset < b->len ? p->problem_offset
-		                                        : b->len;
+		size_t end =
+		    p->problem_offset < b->len ? p->problem_offset : b->len;
 		int line = 1;
 		size_t start = 0;
 		for (size_t i = 0; i < end; i++) {
@@ -490,16 +490,15 @@ static void yaml_failed(struct builder *b, const yaml_parser_t *p)
 			fail(b, RK_INVALID_ARGUMENT, line, col, "%s (0x%02x)",
 			     problem, (unsigned)p->problem_value);
 		else
-			fail(b, RK_INVALID_ARGUMENT, line, col, "%s",
-			     problem);
+			fail(b, RK_INVALID_ARGUMENT, line, col, "%s", problem);
 		break;
 	}
 	default:
 		if (p->context != NULL)
 			fail(b, RK_INVALID_ARGUMENT,
 			     (int)p->problem_mark.line + 1,
-			     (int)p->problem_mark.column + 1, "%s (%s at line %d)",
-			     problem, p->context,
+			     (int)p->problem_mark.column + 1,
+			     "%s (%s at line %d)", problem, p->context,
 			     (int)p->context_mark.line + 1);
 		else
 			fail(b, RK_INVALID_ARGUMENT,
@@ -509,8 +508,7 @@ static void yaml_failed(struct builder *b, const yaml_parser_t *p)
 	}
 }
 
-rk_status_t rk_config_tree_parse(const char *text, size_t len,
-                                 const char *name,
+rk_status_t rk_config_tree_parse(const char *text, size_t len, const char *name,
                                  struct rk_config_node **root, char **err)
 {
 	struct builder b = {.name = name, .text = text, .len = len};

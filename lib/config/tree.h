@@ -28,16 +28,16 @@ enum rk_config_kind {
 
 struct rk_config_node {
 	enum rk_config_kind kind; /* which of the fields below are used */
-	int line;  /* 1-based; of its key if a map value; 0 for the root */
-	int col;   /* 1-based column, likewise; 0 for the root */
-	bool read; /* some getter reached this node; see config.c */
-	bool null; /* SCALAR written as nothing, ~ or null: counts as absent */
-	char *text;        /* SCALAR: the value; never holds a NUL byte */
-	size_t n;          /* MAP, SEQ: number of children */
-	size_t cap;        /* MAP, SEQ: allocated length of keys and kids */
-	char **keys;       /* MAP: keys[i] names kids[i], in file order */
+	int line;   /* 1-based; of its key if a map value; 0 for the root */
+	int col;    /* 1-based column, likewise; 0 for the root */
+	bool read;  /* some getter reached this node; see config.c */
+	bool null;  /* SCALAR written as nothing, ~ or null: counts as absent */
+	char *text; /* SCALAR: the value; never holds a NUL byte */
+	size_t n;   /* MAP, SEQ: number of children */
+	size_t cap; /* MAP, SEQ: allocated length of keys and kids */
+	char **keys; /* MAP: keys[i] names kids[i], in file order */
 	struct rk_config_node **kids; /* MAP, SEQ: the children, owned */
-	size_t *order;     /* MAP: indexes into keys, sorted by strcmp */
+	size_t *order; /* MAP: indexes into keys, sorted by strcmp */
 };
 
 /* Parses LEN bytes of TEXT (a YAML document) into *ROOT, always a map: an
@@ -48,8 +48,7 @@ struct rk_config_node {
  * than RK_CONFIG_MAX_BYTES; RK_RESOURCE_EXHAUSTED when out of memory. On
  * error *err (if ERR is not NULL) is "NAME:LINE:COL: what", caller frees.
  * On RK_OK the caller frees *root with rk_config_tree_free(). */
-rk_status_t rk_config_tree_parse(const char *text, size_t len,
-                                 const char *name,
+rk_status_t rk_config_tree_parse(const char *text, size_t len, const char *name,
                                  struct rk_config_node **root, char **err);
 
 void rk_config_tree_free(struct rk_config_node *node);

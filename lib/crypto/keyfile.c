@@ -124,17 +124,6 @@ rk_status_t rk_keyfile_generate(const char *path, bool force, char **err)
 		set_err(err, "cannot initialise libsodium");
 		return RK_INTERNAL;
 	}
-	/* Fail early with the clear error; link() below is what makes the
-	 * refusal hold against a concurrent writer. */
-	struct stat st;
-	if (!force && lstat(path, &st) == 0) {
-		set_err(err,
-		        "key file %s already exists: refusing to replace it "
-		        "(force to overwrite)",
-		        path);
-		return RK_ALREADY_EXISTS;
-	}
-
 	char *tmp = NULL;
 	if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
 		set_err(err, "out of memory");

@@ -85,11 +85,11 @@ struct rk_sealer {
 	_Alignas(64) _Atomic uint64_t counter; /* next counter to seal */
 
 	/* Read-only once made (the clock may change before use, in tests). */
-	_Alignas(64) uint8_t *key;      /* sodium_malloc'd, read-only */
-	uint64_t sender_id;             /* ours, random per sealer */
-	uint64_t window_ms;             /* replay window */
-	uint64_t (*clock_fn)(void *);   /* unix ms */
-	void *clock_arg;                /* passed to clock_fn */
+	_Alignas(64) uint8_t *key;    /* sodium_malloc'd, read-only */
+	uint64_t sender_id;           /* ours, random per sealer */
+	uint64_t window_ms;           /* replay window */
+	uint64_t (*clock_fn)(void *); /* unix ms */
+	void *clock_arg;              /* passed to clock_fn */
 	uint8_t hash_key[crypto_shorthash_KEYBYTES]; /* for bucket choice */
 
 	_Alignas(64) pthread_mutex_t mu; /* guards everything below */
@@ -190,9 +190,9 @@ rk_status_t rk_seal(rk_sealer_t *s, const uint8_t *ad, size_t adlen,
 	store_le64(out, s->sender_id);
 	store_le64(out + 8, counter);
 	store_le64(out + 16, s->clock_fn(s->clock_arg));
-	crypto_aead_xchacha20poly1305_ietf_encrypt(
-	    out + RK_SEAL_NONCE_BYTES, NULL, plain, len, ad, adlen, NULL, out,
-	    s->key);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(out + RK_SEAL_NONCE_BYTES,
+	                                           NULL, plain, len, ad, adlen,
+	                                           NULL, out, s->key);
 	return RK_OK;
 }
 
@@ -203,10 +203,10 @@ static uint32_t bucket_of(const rk_sealer_t *s, const uint8_t id_le[8])
 	return (uint32_t)load_le64(h) & (RK_SEAL_BUCKETS - 1);
 }
 
-static struct sender *sender_find(rk_sealer_t *s, uint32_t bucket,
-                                  uint64_t id)
+static struct sender *sender_find(rk_sealer_t *s, uint32_t bucket, uint64_t id)
 {
-	for (uint32_t i = s->buckets[bucket]; i != 0; i = s->senders[i - 1].next)
+	for (uint32_t i = s->buckets[bucket]; i != 0;
+	     i = s->senders[i - 1].next)
 		if (s->senders[i - 1].id == id)
 			return &s->senders[i - 1];
 	return NULL;
@@ -247,8 +247,8 @@ static bool senders_sweep(rk_sealer_t *s, uint64_t now)
 
 /* A new, empty entry for ID, or NULL when the table is full of senders
  * that cannot be forgotten yet. */
-static struct sender *sender_add(rk_sealer_t *s, uint32_t bucket,
-                                 uint64_t id, uint64_t unix_ms, uint64_t now)
+static struct sender *sender_add(rk_sealer_t *s, uint32_t bucket, uint64_t id,
+                                 uint64_t unix_ms, uint64_t now)
 {
 	if (s->used == RK_SEAL_MAX_SENDERS && !senders_sweep(s, now))
 		return NULL;
@@ -280,7 +280,8 @@ static bool sender_accept(struct sender *e, uint64_t counter)
 {
 	if (counter > e->highest) {
 		uint64_t from = e->highest / 64, to = counter / 64;
-		uint64_t n = to - from < REPLAY_WORDS ? to - from : REPLAY_WORDS;
+		uint64_t n =
+		    to - from < REPLAY_WORDS ? to - from : REPLAY_WORDS;
 		for (uint64_t w = to - n + 1; n > 0; n--, w++)
 			e->bitmap[w % REPLAY_WORDS] = 0;
 		e->highest = counter;

@@ -45,10 +45,10 @@
 #define RK_SEAL_OVERHEAD (RK_SEAL_NONCE_BYTES + RK_SEAL_TAG_BYTES)
 /* Width of the per-sender window of counters accepted out of order. */
 #define RK_SEAL_REPLAY_BITS 4096
+#define RK_SEAL_DEFAULT_WINDOW_MS 30000
 /* Senders the replay table tracks at once; a new sender beyond this is
  * refused unless an idle one can be forgotten. */
 #define RK_SEAL_MAX_SENDERS 4096
-#define RK_SEAL_DEFAULT_WINDOW_MS 30000
 
 typedef struct rk_sealer rk_sealer_t;
 

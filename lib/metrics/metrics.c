@@ -66,11 +66,11 @@
 #define CACHE_LINE 64
 
 const double rk_metrics_latency_bounds[] = {
-	0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-	0.05,    0.1,    0.25,    0.5,    1.0,   2.5,    5.0,   10.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05,    0.1,    0.25,    0.5,    1.0,   2.5,    5.0,   10.0,
 };
 const size_t rk_metrics_latency_bounds_len =
-	sizeof(rk_metrics_latency_bounds) / sizeof(rk_metrics_latency_bounds[0]);
+    sizeof(rk_metrics_latency_bounds) / sizeof(rk_metrics_latency_bounds[0]);
 
 enum kind {
 	KIND_COUNTER,
@@ -92,7 +92,7 @@ struct rk_histogram {
 	_Atomic uint64_t sum_bits; /* sum of observations, a double's bits */
 	size_t n;                  /* number of finite upper bounds */
 	double *bounds;            /* n strictly increasing upper bounds */
-	_Atomic uint64_t *buckets; /* n + 1 per-bucket (non-cumulative) counts */
+	_Atomic uint64_t *buckets; /* n + 1 counts, one per bucket */
 };
 
 struct series {
@@ -116,9 +116,9 @@ struct family {
 };
 
 struct rk_metrics {
-	pthread_mutex_t mu;    /* guards the lists below, not the values */
-	struct family *head;   /* first family, or NULL */
-	struct family *tail;   /* last family */
+	pthread_mutex_t mu;  /* guards the lists below, not the values */
+	struct family *head; /* first family, or NULL */
+	struct family *tail; /* last family */
 };
 
 static uint64_t double_bits(double d)
@@ -267,8 +267,8 @@ static struct series *series_find(struct family *f, const char *labels)
  * of memory. */
 static struct series *series_new(const char *labels)
 {
-	size_t size = (sizeof(struct series) + CACHE_LINE - 1) /
-	              CACHE_LINE * CACHE_LINE;
+	size_t size =
+	    (sizeof(struct series) + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
 	struct series *s = aligned_alloc(CACHE_LINE, size);
 	if (s == NULL)
 		return NULL;
@@ -312,8 +312,8 @@ static bool bounds_valid(const double *bounds, size_t n)
 			return false;
 		if (i > 0 && !(bounds[i] > bounds[i - 1]))
 			return false;
-		/* +Inf only last (dropped), -Inf never: no finite upper
-		 * bound could precede it, and an empty bucket is useless. */
+		/* +Inf only last: it is the implied bucket, and dropped.
+		 * -Inf never: it bounds a bucket nothing finite falls in. */
 		if (isinf(bounds[i]) && (i != n - 1 || bounds[i] < 0))
 			return false;
 	}
@@ -325,10 +325,9 @@ static bool bounds_valid(const double *bounds, size_t n)
  * Returns NULL (after logging) when NAME, LABELS or BOUNDS are invalid or
  * NAME has another kind, and when out of memory.
  */
-static struct series *lookup(rk_metrics_t *m, enum kind kind,
-                             const char *name, const char *help,
-                             const char *labels, const double *bounds,
-                             size_t n)
+static struct series *lookup(rk_metrics_t *m, enum kind kind, const char *name,
+                             const char *help, const char *labels,
+                             const double *bounds, size_t n)
 {
 	if (labels == NULL)
 		labels = "";
@@ -410,8 +409,7 @@ out:
 rk_counter_t *rk_metrics_counter(rk_metrics_t *m, const char *name,
                                  const char *help, const char *labels)
 {
-	struct series *s =
-		lookup(m, KIND_COUNTER, name, help, labels, NULL, 0);
+	struct series *s = lookup(m, KIND_COUNTER, name, help, labels, NULL, 0);
 	return s == NULL ? NULL : &s->u.counter;
 }
 
@@ -427,7 +425,7 @@ rk_histogram_t *rk_metrics_histogram(rk_metrics_t *m, const char *name,
                                      const double *bounds, size_t n)
 {
 	struct series *s =
-		lookup(m, KIND_HISTOGRAM, name, help, labels, bounds, n);
+	    lookup(m, KIND_HISTOGRAM, name, help, labels, bounds, n);
 	return s == NULL ? NULL : &s->u.histogram;
 }
 
@@ -453,8 +451,8 @@ static void atomic_add_double(_Atomic uint64_t *word, double delta)
 {
 	uint64_t old = atomic_load_explicit(word, memory_order_relaxed);
 	while (!atomic_compare_exchange_weak_explicit(
-		word, &old, double_bits(bits_double(old) + delta),
-		memory_order_relaxed, memory_order_relaxed))
+	    word, &old, double_bits(bits_double(old) + delta),
+	    memory_order_relaxed, memory_order_relaxed))
 		;
 }
 
@@ -465,8 +463,8 @@ void rk_gauge_add(rk_gauge_t *g, double delta)
 
 double rk_gauge_value(const rk_gauge_t *g)
 {
-	return bits_double(atomic_load_explicit(&g->bits,
-	                                        memory_order_relaxed));
+	return bits_double(
+	    atomic_load_explicit(&g->bits, memory_order_relaxed));
 }
 
 void rk_histogram_observe(rk_histogram_t *h, double v)
@@ -489,8 +487,8 @@ uint64_t rk_histogram_count(const rk_histogram_t *h)
 {
 	uint64_t total = 0;
 	for (size_t i = 0; i <= h->n; i++)
-		total += atomic_load_explicit(&h->buckets[i],
-		                              memory_order_relaxed);
+		total +=
+		    atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
 	return total;
 }
 
@@ -617,14 +615,14 @@ static void render_histogram(struct buf *b, const char *name,
 		char bound[DOUBLE_TEXT_MAX];
 		format_double(bound, i < h->n ? h->bounds[i] : INFINITY);
 		snprintf(le, sizeof(le), "le=\"%s\"", bound);
-		cumulative += atomic_load_explicit(&h->buckets[i],
-		                                   memory_order_relaxed);
+		cumulative +=
+		    atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
 		buf_put_sample_name(b, name, "_bucket", s->labels, le);
 		buf_put_u64_line(b, cumulative);
 	}
 	buf_put_sample_name(b, name, "_sum", s->labels, NULL);
 	buf_put_double_line(b, bits_double(atomic_load_explicit(
-				       &h->sum_bits, memory_order_relaxed)));
+	                           &h->sum_bits, memory_order_relaxed)));
 	/* The total of the buckets just read, so _count == +Inf bucket. */
 	buf_put_sample_name(b, name, "_count", s->labels, NULL);
 	buf_put_u64_line(b, cumulative);
@@ -656,13 +654,13 @@ rk_status_t rk_metrics_render(rk_metrics_t *m, char **out, size_t *len)
 				buf_put_sample_name(&b, f->name, "", s->labels,
 				                    NULL);
 				buf_put_u64_line(
-					&b, rk_counter_value(&s->u.counter));
+				    &b, rk_counter_value(&s->u.counter));
 				break;
 			case KIND_GAUGE:
 				buf_put_sample_name(&b, f->name, "", s->labels,
 				                    NULL);
 				buf_put_double_line(
-					&b, rk_gauge_value(&s->u.gauge));
+				    &b, rk_gauge_value(&s->u.gauge));
 				break;
 			case KIND_HISTOGRAM:
 				render_histogram(&b, f->name, s);

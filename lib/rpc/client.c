@@ -48,7 +48,7 @@ struct rk_rpc_client {
 	pthread_mutex_t mu;     /* guards inflight and closing */
 	pthread_cond_t cv;      /* signalled when inflight drops to 0 */
 	size_t inflight;        /* call objects alive */
-	bool closing;           /* no new calls */
+	atomic_bool closing;    /* no new calls; ends calls in flight */
 };
 
 enum call_phase { PHASE_SEND, PHASE_RECV };
@@ -179,12 +179,24 @@ static void call_decode(call_t *call, nng_msg *msg)
 	result_set(res, RK_OK, "%s", "");
 }
 
-static void call_cb(void *arg)
+/* Handles the completion of the call's current phase. Returns true when
+ * the call has its outcome in call->res; false when it has armed the
+ * receive of the answer. */
+static bool call_advance(call_t *call)
 {
-	call_t *call = arg;
 	rk_rpc_client_t *c = call->c;
 	int rv = nng_aio_result(call->aio);
 
+	if (rv != 0 && atomic_load(&c->closing)) {
+		/* Closing the socket breaks its connections first: whatever
+		 * error that gave, the cause is the close. */
+		if (call->phase == PHASE_SEND) {
+			nng_msg_free(nng_aio_get_msg(call->aio));
+			nng_aio_set_msg(call->aio, NULL);
+		}
+		result_set(call->res, RK_CANCELLED, "client closed");
+		return true;
+	}
 	if (call->phase == PHASE_SEND) {
 		if (rv != 0) {
 			/* Not sent: the message is still ours. */
@@ -205,21 +217,19 @@ static void call_cb(void *arg)
 				result_set(call->res, RK_UNAVAILABLE,
 				           "send to %s failed: %s", c->url,
 				           nng_strerror(rv));
-			call_finish(call);
-			return;
+			return true;
 		}
 		uint64_t now = rk_clock_mono_ms();
 		if (now >= call->deadline_ms) {
 			result_set(call->res, RK_DEADLINE_EXCEEDED,
 			           "no answer within %u ms", call->timeout_ms);
-			call_finish(call);
-			return;
+			return true;
 		}
 		call->phase = PHASE_RECV;
 		nng_aio_set_timeout(call->aio,
 		                    (nng_duration)(call->deadline_ms - now));
 		nng_ctx_recv(call->ctx, call->aio);
-		return;
+		return false;
 	}
 
 	if (rv == 0) {
@@ -235,15 +245,26 @@ static void call_cb(void *arg)
 		           "connection to %s lost: %s", c->url,
 		           nng_strerror(rv));
 	}
-	call_finish(call);
+	return true;
 }
 
-/* Builds and sends one call. On error nothing was started; RES (the
+static void call_cb(void *arg)
+{
+	call_t *call = arg;
+	if (call_advance(call))
+		call_finish(call);
+}
+
+/* Builds and sends one call. With DONE, the call completes on nng's
+ * threads and DONE gets its result. Without (a synchronous call), its aio
+ * has no callback and *OUT is the started call, for the caller's thread to
+ * drive with nng_aio_wait(): that saves a hop through nng's task threads
+ * on every synchronous call. On error nothing was started and WHY (the
  * caller's) holds the reason. */
 static rk_status_t call_start(rk_rpc_client_t *c, const rk_rpc_method_t *m,
                               const ProtobufCMessage *request,
                               uint32_t timeout_ms, rk_rpc_done_fn done,
-                              void *arg, rk_rpc_result_t *why)
+                              void *arg, rk_rpc_result_t *why, call_t **out)
 {
 	if (request->descriptor != m->desc->input) {
 		result_set(why, RK_INVALID_ARGUMENT,
@@ -255,7 +276,7 @@ static rk_status_t call_start(rk_rpc_client_t *c, const rk_rpc_method_t *m,
 		timeout_ms = RK_RPC_DEFAULT_CALL_TIMEOUT_MS;
 
 	pthread_mutex_lock(&c->mu);
-	if (c->closing) {
+	if (atomic_load(&c->closing)) {
 		pthread_mutex_unlock(&c->mu);
 		result_set(why, RK_CANCELLED, "client closed");
 		return why->code;
@@ -322,7 +343,8 @@ static rk_status_t call_start(rk_rpc_client_t *c, const rk_rpc_method_t *m,
 		goto fail;
 	}
 	call->sealed = c->sealer != NULL;
-	if ((rv = nng_aio_alloc(&call->aio, call_cb, call)) != 0)
+	if ((rv = nng_aio_alloc(&call->aio, done != NULL ? call_cb : NULL,
+	                        call)) != 0)
 		goto nomem;
 	if ((rv = nng_ctx_open(&call->ctx, c->sock)) != 0) {
 		nng_aio_free(call->aio);
@@ -333,6 +355,8 @@ static rk_status_t call_start(rk_rpc_client_t *c, const rk_rpc_method_t *m,
 	call->phase = PHASE_SEND;
 	nng_aio_set_timeout(call->aio, (nng_duration)timeout_ms);
 	nng_aio_set_msg(call->aio, msg);
+	if (out != NULL)
+		*out = call;
 	nng_ctx_send(call->ctx, call->aio);
 	return RK_OK;
 
@@ -359,27 +383,14 @@ rk_status_t rk_rpc_call_async(rk_rpc_client_t *c,
 {
 	rk_rpc_result_t why;
 	memset(&why, 0, sizeof(why));
+	if (done == NULL)
+		return RK_INVALID_ARGUMENT;
 	rk_status_t st =
-	    call_start(c, method, request, timeout_ms, done, arg, &why);
+	    call_start(c, method, request, timeout_ms, done, arg, &why, NULL);
 	if (st != RK_OK)
 		rk_debug("rpc call %s not started: %s", method->full_name,
 		         why.message);
 	return st;
-}
-
-typedef struct sync_wait {
-	pthread_mutex_t mu;   /* guards the rest */
-	pthread_cond_t cv;    /* signalled when done */
-	rk_rpc_result_t *res; /* set by the callback */
-} sync_wait_t;
-
-static void sync_done(rk_rpc_result_t *res, void *arg)
-{
-	sync_wait_t *sw = arg;
-	pthread_mutex_lock(&sw->mu);
-	sw->res = res;
-	pthread_cond_signal(&sw->cv);
-	pthread_mutex_unlock(&sw->mu);
 }
 
 rk_status_t rk_rpc_call(rk_rpc_client_t *c, const rk_rpc_method_t *method,
@@ -387,21 +398,21 @@ rk_status_t rk_rpc_call(rk_rpc_client_t *c, const rk_rpc_method_t *method,
                         rk_rpc_result_t *res)
 {
 	memset(res, 0, sizeof(*res));
-	sync_wait_t sw = {.res = NULL};
-	pthread_mutex_init(&sw.mu, NULL);
-	pthread_cond_init(&sw.cv, NULL);
-	rk_status_t st =
-	    call_start(c, method, request, timeout_ms, sync_done, &sw, res);
-	if (st == RK_OK) {
-		pthread_mutex_lock(&sw.mu);
-		while (sw.res == NULL)
-			pthread_cond_wait(&sw.cv, &sw.mu);
-		pthread_mutex_unlock(&sw.mu);
-		*res = *sw.res; /* the arena moves with it */
-		free(sw.res);
-	}
-	pthread_cond_destroy(&sw.cv);
-	pthread_mutex_destroy(&sw.mu);
+	call_t *call = NULL;
+	rk_status_t st = call_start(c, method, request, timeout_ms, NULL, NULL,
+	                            res, &call);
+	if (st != RK_OK)
+		return st;
+	do
+		nng_aio_wait(call->aio);
+	while (!call_advance(call));
+	call->res->latency_ns = rk_clock_mono_ns() - call->start_ns;
+	nng_ctx_close(call->ctx);
+	nng_aio_free(call->aio);
+	*res = *call->res; /* the arena moves with it */
+	free(call->res);
+	free(call);
+	call_release(c);
 	return res->code;
 }
 
@@ -496,7 +507,7 @@ void rk_rpc_client_free(rk_rpc_client_t *c)
 	if (c == NULL)
 		return;
 	pthread_mutex_lock(&c->mu);
-	c->closing = true;
+	atomic_store(&c->closing, true);
 	pthread_mutex_unlock(&c->mu);
 	nng_close(c->sock);
 	pthread_mutex_lock(&c->mu);

@@ -227,6 +227,9 @@ static void work_send(rk_rpc_call_t *w, Ringkv__V1__ResponseEnvelope *env)
 	}
 	w->state = W_SEND;
 	nng_aio_set_msg(w->aio, msg);
+	/* rep0 completes a send at once unless the peer's connection is
+	 * still busy writing an earlier answer; the timeout bounds how long
+	 * a peer that stopped reading can hold this work item. */
 	nng_aio_set_timeout(w->aio, SEND_TIMEOUT_MS);
 	nng_ctx_send(w->ctx, w->aio);
 }

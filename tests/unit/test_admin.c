@@ -78,8 +78,8 @@ static void read_all(int fd, struct response *r)
 			r->raw = realloc(r->raw, cap);
 			assert_non_null(r->raw);
 		}
-		ssize_t n = recv(fd, r->raw + r->raw_len, cap - r->raw_len - 1,
-		                 0);
+		ssize_t n =
+		    recv(fd, r->raw + r->raw_len, cap - r->raw_len - 1, 0);
 		if (n <= 0)
 			break;
 		r->raw_len += (size_t)n;
@@ -109,8 +109,8 @@ static struct response http(int port, const char *method, const char *path)
 }
 
 /* The value of header NAME in R (copied into OUT), or NULL. */
-static const char *header(const struct response *r, const char *name,
-                          char *out, size_t len)
+static const char *header(const struct response *r, const char *name, char *out,
+                          size_t len)
 {
 	size_t nlen = strlen(name);
 	const char *line = strstr(r->raw, "\r\n");
@@ -243,7 +243,8 @@ static void test_admin_metrics_serves_registry_as_text_004(void **state)
 	                                  "method=\"Get\""),
 	               1);
 	r = http(f->port, "GET", "/metrics");
-	assert_non_null(strstr(r.body, "rk_requests_total{method=\"Get\"} 8\n"));
+	assert_non_null(
+	    strstr(r.body, "rk_requests_total{method=\"Get\"} 8\n"));
 	response_free(&r);
 }
 
@@ -341,8 +342,7 @@ static void test_admin_two_servers_on_port_zero_are_distinct(void **state)
 	rk_metrics_t *m = rk_metrics_new();
 	rk_admin_t *a = NULL;
 	assert_int_equal(
-		rk_admin_start("127.0.0.1:0", m, health_cb, &other, &a),
-		RK_OK);
+	    rk_admin_start("127.0.0.1:0", m, health_cb, &other, &a), RK_OK);
 	assert_int_not_equal(rk_admin_port(a), f->port);
 
 	struct response r = http(rk_admin_port(a), "GET", "/healthz");
@@ -360,9 +360,9 @@ static void test_admin_bad_address_is_invalid_argument(void **state)
 {
 	(void)state;
 	rk_admin_t *a = NULL;
-	static const char *const bad[] = {"127.0.0.1", "127.0.0.1:",
-	                                  "127.0.0.1:http", "127.0.0.1:65536",
-	                                  "127.0.0.1:-1"};
+	static const char *const bad[] = {"127.0.0.1",
+	                                  "127.0.0.1:", "127.0.0.1:http",
+	                                  "127.0.0.1:65536", "127.0.0.1:-1"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(rk_admin_start(bad[i], NULL, NULL, NULL, &a),
 		                 RK_INVALID_ARGUMENT);
@@ -379,6 +379,11 @@ static void test_admin_bad_address_is_invalid_argument(void **state)
  * stopping thread frees as soon as stop returns: under ASan a wrong order
  * is a use-after-free on PROBE, and in any build STOP_RETURNED shows it.
  * The test's own synchronisation lives in static storage, never freed.
+ *
+ * With nng 1.5.2, nng_http_server_stop itself turns out to wait for a
+ * handler that is running; admin.c does not rely on that (it counts its
+ * callbacks), and this test checks the promise whichever of the two
+ * keeps it.
  */
 static struct {
 	pthread_mutex_t mu;
@@ -388,7 +393,7 @@ static struct {
 	bool stop_returned; /* rk_admin_stop has returned */
 	bool saw_stopped;   /* the callback, once released, saw stop_returned */
 	bool finished;      /* the callback is done with the probe */
-} inflight = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+} inflight = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 struct probe {
 	int touched; /* written by the callback after its release */
@@ -436,7 +441,7 @@ static void *client_main(void *arg)
 }
 
 struct stopper {
-	rk_admin_t *admin;     /* stopped by the thread */
+	rk_admin_t *admin;      /* stopped by the thread */
 	struct probe *borrowed; /* freed by the thread once stop returns */
 };
 
@@ -459,13 +464,11 @@ static void test_admin_stop_waits_for_request_in_flight(void **state)
 	assert_non_null(p);
 	rk_admin_t *a = NULL;
 	assert_int_equal(
-		rk_admin_start("127.0.0.1:0", NULL, blocking_health, p, &a),
-		RK_OK);
+	    rk_admin_start("127.0.0.1:0", NULL, blocking_health, p, &a), RK_OK);
 	int port = rk_admin_port(a);
 
 	pthread_t client;
-	assert_int_equal(pthread_create(&client, NULL, client_main, &port),
-	                 0);
+	assert_int_equal(pthread_create(&client, NULL, client_main, &port), 0);
 	pthread_mutex_lock(&inflight.mu);
 	while (!inflight.entered)
 		pthread_cond_wait(&inflight.cv, &inflight.mu);
@@ -492,8 +495,8 @@ static void test_admin_stop_waits_for_request_in_flight(void **state)
 	}
 	pthread_mutex_lock(&inflight.mu);
 	while (!inflight.stop_returned &&
-	       pthread_cond_timedwait(&inflight.cv, &inflight.mu,
-	                              &deadline) == 0)
+	       pthread_cond_timedwait(&inflight.cv, &inflight.mu, &deadline) ==
+	           0)
 		;
 	bool returned_early = inflight.stop_returned;
 	inflight.released = true;
@@ -509,30 +512,28 @@ static void test_admin_stop_waits_for_request_in_flight(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(
-			test_admin_healthz_ok_while_serving, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_admin_healthz_503_with_reason_when_not_serving,
-			setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_admin_metrics_serves_registry_as_text_004, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(
-			test_admin_head_gives_headers_without_body, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(test_admin_unknown_path_is_404,
-		                                setup, teardown),
-		cmocka_unit_test_setup_teardown(test_admin_non_get_is_405,
-		                                setup, teardown),
-		cmocka_unit_test(test_admin_taken_port_is_unavailable),
-		cmocka_unit_test_setup_teardown(
-			test_admin_own_port_twice_is_unavailable, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(
-			test_admin_two_servers_on_port_zero_are_distinct,
-			setup, teardown),
-		cmocka_unit_test(test_admin_bad_address_is_invalid_argument),
-		cmocka_unit_test(test_admin_stop_waits_for_request_in_flight),
+	    cmocka_unit_test_setup_teardown(test_admin_healthz_ok_while_serving,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_admin_healthz_503_with_reason_when_not_serving, setup,
+	        teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_admin_metrics_serves_registry_as_text_004, setup,
+	        teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_admin_head_gives_headers_without_body, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_admin_unknown_path_is_404,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_admin_non_get_is_405, setup,
+	                                    teardown),
+	    cmocka_unit_test(test_admin_taken_port_is_unavailable),
+	    cmocka_unit_test_setup_teardown(
+	        test_admin_own_port_twice_is_unavailable, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_admin_two_servers_on_port_zero_are_distinct, setup,
+	        teardown),
+	    cmocka_unit_test(test_admin_bad_address_is_invalid_argument),
+	    cmocka_unit_test(test_admin_stop_waits_for_request_in_flight),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

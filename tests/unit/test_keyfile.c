@@ -130,9 +130,8 @@ static void test_generate_then_read_round_trips_with_mode_0600(void **state)
 static void test_read_accepts_uppercase_without_newline(void **state)
 {
 	struct fixture *f = *state;
-	static const char text[] =
-	    "000102030405060708090A0B0C0D0E0F"
-	    "101112131415161718191a1b1c1d1e1F";
+	static const char text[] = "000102030405060708090A0B0C0D0E0F"
+	                           "101112131415161718191a1b1c1d1e1F";
 	write_file(f->path, text, 64, 0600);
 	uint8_t key[RK_SEAL_KEY_BYTES];
 	assert_int_equal(rk_keyfile_read(f->path, key, NULL), RK_OK);
@@ -190,8 +189,8 @@ static void test_read_refuses_key_open_to_group_or_others(void **state)
 {
 	struct fixture *f = *state;
 	assert_int_equal(rk_keyfile_generate(f->path, false, NULL), RK_OK);
-	static const mode_t modes[] = {0644, 0640, 0604, 0620, 0602, 0601,
-	                               0660, 0666};
+	static const mode_t modes[] = {0644, 0640, 0604, 0620,
+	                               0602, 0601, 0660, 0666};
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
 		assert_int_equal(chmod(f->path, modes[i]), 0);
 		uint8_t key[RK_SEAL_KEY_BYTES];
@@ -199,7 +198,8 @@ static void test_read_refuses_key_open_to_group_or_others(void **state)
 		char *err = NULL;
 		rk_status_t st = rk_keyfile_read(f->path, key, &err);
 		if (st != RK_PERMISSION_DENIED)
-			fail_msg("mode %04o: status %d", (unsigned)modes[i], st);
+			fail_msg("mode %04o: status %d", (unsigned)modes[i],
+			         st);
 		assert_non_null(err);
 		assert_non_null(strstr(err, f->path));
 		assert_non_null(strstr(err, "chmod 600"));
@@ -231,11 +231,10 @@ static void test_read_refuses_malformed_content(void **state)
 		const char *name; /* what is wrong */
 		size_t len;       /* bytes written */
 	} cases[] = {
-	    {"empty", 0},          {"63 digits", 63},
-	    {"63 digits + nl", 64}, {"65 digits", 65},
-	    {"two newlines", 66},  {"128 digits", 128},
-	    {"non-hex", 65},       {"space", 65},
-	    {"leading space", 65}, {"crlf", 66},
+	    {"empty", 0},      {"63 digits", 63},    {"63 digits + nl", 64},
+	    {"65 digits", 65}, {"two newlines", 66}, {"128 digits", 128},
+	    {"non-hex", 65},   {"space", 65},        {"leading space", 65},
+	    {"crlf", 66},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const char *name = cases[i].name;
@@ -325,8 +324,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_generate_into_missing_directory_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
-	        test_read_refuses_key_open_to_group_or_others, setup,
-	        teardown),
+	        test_read_refuses_key_open_to_group_or_others, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_refuses_malformed_content,
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_refuses_a_directory,

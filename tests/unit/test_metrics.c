@@ -93,7 +93,7 @@ static void test_metrics_same_pair_returns_same_object(void **state)
 	assert_non_null(h1);
 	assert_ptr_equal(h1, rk_metrics_histogram(m, "h", "h", "", b, 2));
 	assert_ptr_not_equal(
-		h1, rk_metrics_histogram(m, "h", "h", "x=\"1\"", b, 2));
+	    h1, rk_metrics_histogram(m, "h", "h", "x=\"1\"", b, 2));
 
 	/* Updates through one pointer show through the other. */
 	rk_counter_add(c1, 5);
@@ -144,21 +144,20 @@ static void test_metrics_renders_exact_exposition_text(void **state)
 	assert_non_null(m);
 
 	rk_counter_t *get = rk_metrics_counter(
-		m, "rk_requests_total", "Requests served,\nby method \\ code.",
-		"method=\"Get\",code=\"OK\"");
+	    m, "rk_requests_total", "Requests served,\nby method \\ code.",
+	    "method=\"Get\",code=\"OK\"");
 	/* Help from the first registration wins. */
-	rk_counter_t *put =
-		rk_metrics_counter(m, "rk_requests_total", "ignored",
-		                   "method=\"Put\",code=\"OK\"");
+	rk_counter_t *put = rk_metrics_counter(
+	    m, "rk_requests_total", "ignored", "method=\"Put\",code=\"OK\"");
 	rk_gauge_t *depth =
-		rk_metrics_gauge(m, "rk_queue_depth", "Items \"queued\".", "");
+	    rk_metrics_gauge(m, "rk_queue_depth", "Items \"queued\".", "");
 	const double lat_bounds[] = {0.125, 0.5, 1};
 	rk_histogram_t *lat =
-		rk_metrics_histogram(m, "rk_latency_seconds", "Latency.",
-		                     "method=\"Get\"", lat_bounds, 3);
+	    rk_metrics_histogram(m, "rk_latency_seconds", "Latency.",
+	                         "method=\"Get\"", lat_bounds, 3);
 	const double flush_bounds[] = {1};
 	rk_histogram_t *flush = rk_metrics_histogram(
-		m, "rk_flush_seconds", NULL, NULL, flush_bounds, 1);
+	    m, "rk_flush_seconds", NULL, NULL, flush_bounds, 1);
 	assert_non_null(get);
 	assert_non_null(put);
 	assert_non_null(depth);
@@ -178,28 +177,28 @@ static void test_metrics_renders_exact_exposition_text(void **state)
 	rk_histogram_observe(flush, 3);
 
 	const char *want =
-		"# HELP rk_requests_total Requests served,\\nby method \\\\ "
-		"code.\n"
-		"# TYPE rk_requests_total counter\n"
-		"rk_requests_total{method=\"Get\",code=\"OK\"} 3\n"
-		"rk_requests_total{method=\"Put\",code=\"OK\"} 1\n"
-		"# HELP rk_queue_depth Items \"queued\".\n"
-		"# TYPE rk_queue_depth gauge\n"
-		"rk_queue_depth 2.5\n"
-		"# HELP rk_latency_seconds Latency.\n"
-		"# TYPE rk_latency_seconds histogram\n"
-		"rk_latency_seconds_bucket{method=\"Get\",le=\"0.125\"} 2\n"
-		"rk_latency_seconds_bucket{method=\"Get\",le=\"0.5\"} 3\n"
-		"rk_latency_seconds_bucket{method=\"Get\",le=\"1\"} 4\n"
-		"rk_latency_seconds_bucket{method=\"Get\",le=\"+Inf\"} 5\n"
-		"rk_latency_seconds_sum{method=\"Get\"} 3.1875\n"
-		"rk_latency_seconds_count{method=\"Get\"} 5\n"
-		"# HELP rk_flush_seconds \n"
-		"# TYPE rk_flush_seconds histogram\n"
-		"rk_flush_seconds_bucket{le=\"1\"} 0\n"
-		"rk_flush_seconds_bucket{le=\"+Inf\"} 1\n"
-		"rk_flush_seconds_sum 3\n"
-		"rk_flush_seconds_count 1\n";
+	    "# HELP rk_requests_total Requests served,\\nby method \\\\ "
+	    "code.\n"
+	    "# TYPE rk_requests_total counter\n"
+	    "rk_requests_total{method=\"Get\",code=\"OK\"} 3\n"
+	    "rk_requests_total{method=\"Put\",code=\"OK\"} 1\n"
+	    "# HELP rk_queue_depth Items \"queued\".\n"
+	    "# TYPE rk_queue_depth gauge\n"
+	    "rk_queue_depth 2.5\n"
+	    "# HELP rk_latency_seconds Latency.\n"
+	    "# TYPE rk_latency_seconds histogram\n"
+	    "rk_latency_seconds_bucket{method=\"Get\",le=\"0.125\"} 2\n"
+	    "rk_latency_seconds_bucket{method=\"Get\",le=\"0.5\"} 3\n"
+	    "rk_latency_seconds_bucket{method=\"Get\",le=\"1\"} 4\n"
+	    "rk_latency_seconds_bucket{method=\"Get\",le=\"+Inf\"} 5\n"
+	    "rk_latency_seconds_sum{method=\"Get\"} 3.1875\n"
+	    "rk_latency_seconds_count{method=\"Get\"} 5\n"
+	    "# HELP rk_flush_seconds \n"
+	    "# TYPE rk_flush_seconds histogram\n"
+	    "rk_flush_seconds_bucket{le=\"1\"} 0\n"
+	    "rk_flush_seconds_bucket{le=\"+Inf\"} 1\n"
+	    "rk_flush_seconds_sum 3\n"
+	    "rk_flush_seconds_count 1\n";
 	char *got = render(m);
 	assert_string_equal(got, want);
 	free(got);
@@ -256,9 +255,9 @@ static void test_metrics_latency_bounds_span_50us_to_10s(void **state)
 
 	rk_metrics_t *m = rk_metrics_new();
 	assert_non_null(m);
-	rk_histogram_t *h = rk_metrics_histogram(
-		m, "lat_seconds", "", "", rk_metrics_latency_bounds,
-		rk_metrics_latency_bounds_len);
+	rk_histogram_t *h = rk_metrics_histogram(m, "lat_seconds", "", "",
+	                                         rk_metrics_latency_bounds,
+	                                         rk_metrics_latency_bounds_len);
 	assert_non_null(h);
 	rk_histogram_observe(h, 0.003); /* in (2.5ms, 5ms] */
 	char *got = render(m);
@@ -325,21 +324,20 @@ static void test_metrics_concurrent_updates_give_exact_totals(void **state)
 	pthread_barrier_t start;
 	assert_int_equal(pthread_barrier_init(&start, NULL, THREADS), 0);
 	struct hammer h = {
-		.start = &start,
-		.counter = rk_metrics_counter(m, "c_total", "", ""),
-		.gauge = rk_metrics_gauge(m, "g", "", ""),
-		.hist = rk_metrics_histogram(m, "h", "", "", b, 3),
+	    .start = &start,
+	    .counter = rk_metrics_counter(m, "c_total", "", ""),
+	    .gauge = rk_metrics_gauge(m, "g", "", ""),
+	    .hist = rk_metrics_histogram(m, "h", "", "", b, 3),
 	};
 	pthread_t threads[THREADS];
 	for (int i = 0; i < THREADS; i++)
 		assert_int_equal(
-			pthread_create(&threads[i], NULL, hammer_main, &h), 0);
+		    pthread_create(&threads[i], NULL, hammer_main, &h), 0);
 	for (int i = 0; i < THREADS; i++)
 		assert_int_equal(pthread_join(threads[i], NULL), 0);
 	pthread_barrier_destroy(&start);
 
-	assert_int_equal(rk_counter_value(h.counter),
-	                 (uint64_t)THREADS * ADDS);
+	assert_int_equal(rk_counter_value(h.counter), (uint64_t)THREADS * ADDS);
 	/* Integers below 2^53 add exactly, so a lost CAS would show. */
 	assert_true(rk_gauge_value(h.gauge) == (double)THREADS * ADDS);
 	assert_int_equal(rk_histogram_count(h.hist), (uint64_t)THREADS * ADDS);
@@ -362,8 +360,8 @@ static void test_metrics_refuses_invalid_name_with_log(void **state)
 	rk_metrics_t *m = rk_metrics_new();
 	assert_non_null(m);
 	const double b[] = {1};
-	static const char *const bad[] = {"", "9lives", "a-b", "a b",
-	                                  "é", "rk.requests"};
+	static const char *const bad[] = {"",    "9lives", "a-b",
+	                                  "a b", "é",      "rk.requests"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct capture cap;
 		stderr_begin(&cap);
@@ -411,7 +409,7 @@ static void test_metrics_refuses_kind_clash(void **state)
 	assert_null(h);
 	assert_non_null(strstr(log, "x is a counter, asked for as a gauge"));
 	assert_non_null(
-		strstr(log, "x is a counter, asked for as a histogram"));
+	    strstr(log, "x is a counter, asked for as a histogram"));
 	free(log);
 
 	/* The counter is untouched and still found. */
@@ -425,14 +423,14 @@ static void test_metrics_refuses_malformed_labels(void **state)
 	rk_metrics_t *m = rk_metrics_new();
 	assert_non_null(m);
 	static const char *const bad[] = {
-		"method=Get",           /* unquoted */
-		"method=\"Get\",",      /* trailing comma */
-		"method=\"Get",         /* unterminated */
-		"9m=\"x\"",             /* bad label name */
-		"m=\"a\nb\"",           /* raw newline */
-		"m=\"a\\tb\"",          /* unknown escape */
-		"m=\"a\" ,n=\"b\"",     /* stray space */
-		"{m=\"a\"}",            /* braces are ours to add */
+	    "method=Get",       /* unquoted */
+	    "method=\"Get\",",  /* trailing comma */
+	    "method=\"Get",     /* unterminated */
+	    "9m=\"x\"",         /* bad label name */
+	    "m=\"a\nb\"",       /* raw newline */
+	    "m=\"a\\tb\"",      /* unknown escape */
+	    "m=\"a\" ,n=\"b\"", /* stray space */
+	    "{m=\"a\"}",        /* braces are ours to add */
 	};
 	struct capture cap;
 	stderr_begin(&cap);
@@ -443,8 +441,8 @@ static void test_metrics_refuses_malformed_labels(void **state)
 	free(log);
 
 	/* Escapes the format allows are fine. */
-	assert_non_null(rk_metrics_counter(m, "c", "",
-	                                   "a=\"q\\\"\\\\\\n\",b=\"\""));
+	assert_non_null(
+	    rk_metrics_counter(m, "c", "", "a=\"q\\\"\\\\\\n\",b=\"\""));
 	/* Histograms own "le". */
 	const double b[] = {1};
 	assert_null(rk_metrics_histogram(m, "h", "", "le=\"1\"", b, 1));
@@ -480,21 +478,18 @@ static void test_metrics_refuses_unordered_bounds(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_metrics_same_pair_returns_same_object),
-		cmocka_unit_test(test_metrics_counter_gauge_histogram_values),
-		cmocka_unit_test(test_metrics_renders_exact_exposition_text),
-		cmocka_unit_test(test_metrics_empty_registry_renders_nothing),
-		cmocka_unit_test(
-			test_metrics_renders_special_and_short_numbers),
-		cmocka_unit_test(test_metrics_latency_bounds_span_50us_to_10s),
-		cmocka_unit_test(
-			test_metrics_histogram_drops_explicit_inf_bound),
-		cmocka_unit_test(
-			test_metrics_concurrent_updates_give_exact_totals),
-		cmocka_unit_test(test_metrics_refuses_invalid_name_with_log),
-		cmocka_unit_test(test_metrics_refuses_kind_clash),
-		cmocka_unit_test(test_metrics_refuses_malformed_labels),
-		cmocka_unit_test(test_metrics_refuses_unordered_bounds),
+	    cmocka_unit_test(test_metrics_same_pair_returns_same_object),
+	    cmocka_unit_test(test_metrics_counter_gauge_histogram_values),
+	    cmocka_unit_test(test_metrics_renders_exact_exposition_text),
+	    cmocka_unit_test(test_metrics_empty_registry_renders_nothing),
+	    cmocka_unit_test(test_metrics_renders_special_and_short_numbers),
+	    cmocka_unit_test(test_metrics_latency_bounds_span_50us_to_10s),
+	    cmocka_unit_test(test_metrics_histogram_drops_explicit_inf_bound),
+	    cmocka_unit_test(test_metrics_concurrent_updates_give_exact_totals),
+	    cmocka_unit_test(test_metrics_refuses_invalid_name_with_log),
+	    cmocka_unit_test(test_metrics_refuses_kind_clash),
+	    cmocka_unit_test(test_metrics_refuses_malformed_labels),
+	    cmocka_unit_test(test_metrics_refuses_unordered_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

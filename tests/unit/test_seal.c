@@ -7,6 +7,7 @@
  * Time is a fake clock set through rk_sealer_set_clock, never a sleep.
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -75,9 +76,8 @@ static rk_sealer_t *new_sealer(const uint8_t *key, uint32_t window_ms,
 }
 
 /* Opens a crafted 8-byte frame through RX; returns the status. */
-static rk_status_t open_crafted(rk_sealer_t *rx, uint64_t id,
-                                uint64_t counter, uint64_t unix_ms,
-                                const char **why)
+static rk_status_t open_crafted(rk_sealer_t *rx, uint64_t id, uint64_t counter,
+                                uint64_t unix_ms, const char **why)
 {
 	uint8_t plain[8], frame[8 + RK_SEAL_OVERHEAD], out[8];
 	store_le64(plain, counter);
@@ -106,8 +106,8 @@ static void test_seal_round_trip_returns_the_plaintext(void **state)
 		assert_non_null(frame);
 		assert_non_null(out);
 		randombytes_buf(plain, len);
-		assert_int_equal(
-		    rk_seal(tx, ad, sizeof(ad), plain, len, frame), RK_OK);
+		assert_int_equal(rk_seal(tx, ad, sizeof(ad), plain, len, frame),
+		                 RK_OK);
 		/* Encrypted: the plaintext does not show through. */
 		if (len >= 100)
 			assert_memory_not_equal(frame + RK_SEAL_NONCE_BYTES,
@@ -162,8 +162,8 @@ static void test_open_accepts_the_documented_test_vector(void **state)
 	    "d575ec4fd59277a7";
 	uint8_t frame[64];
 	size_t len = 0;
-	assert_int_equal(sodium_hex2bin(frame, sizeof(frame), hex,
-	                                strlen(hex), NULL, &len, NULL),
+	assert_int_equal(sodium_hex2bin(frame, sizeof(frame), hex, strlen(hex),
+	                                NULL, &len, NULL),
 	                 0);
 	assert_int_equal(len, 13 + RK_SEAL_OVERHEAD);
 	uint64_t now = T0;
@@ -204,9 +204,8 @@ static void test_open_refuses_any_flipped_byte(void **state)
 	/* None of the forgeries touched the replay state: the genuine
 	 * frame, whose nonce they mostly shared, is still accepted. */
 	const char *why = NULL;
-	assert_int_equal(rk_open(rx, NULL, 0, frame, sizeof(frame), out, true,
-	                         &why),
-	                 RK_OK);
+	assert_int_equal(
+	    rk_open(rx, NULL, 0, frame, sizeof(frame), out, true, &why), RK_OK);
 	assert_memory_equal(out, plain, sizeof(plain));
 	rk_sealer_free(tx);
 	rk_sealer_free(rx);
@@ -224,9 +223,9 @@ static void test_open_refuses_wrong_key(void **state)
 	assert_int_equal(rk_seal(tx, NULL, 0, plain, sizeof(plain), frame),
 	                 RK_OK);
 	const char *why = NULL;
-	assert_int_equal(rk_open(rx, NULL, 0, frame, sizeof(frame), out, false,
-	                         &why),
-	                 RK_UNAUTHENTICATED);
+	assert_int_equal(
+	    rk_open(rx, NULL, 0, frame, sizeof(frame), out, false, &why),
+	    RK_UNAUTHENTICATED);
 	assert_string_equal(why, "bad tag or wrong key");
 	rk_sealer_free(tx);
 	rk_sealer_free(rx);
@@ -238,25 +237,24 @@ static void test_open_refuses_different_additional_data(void **state)
 	rk_sealer_t *s = new_sealer(test_key, 0, NULL);
 	uint8_t plain[32] = "payload", frame[32 + RK_SEAL_OVERHEAD], out[32];
 	const uint8_t ad[] = {1, 1, 0, 0}, ad2[] = {1, 2, 0, 0};
-	assert_int_equal(rk_seal(s, ad, sizeof(ad), plain, sizeof(plain),
-	                         frame),
-	                 RK_OK);
+	assert_int_equal(
+	    rk_seal(s, ad, sizeof(ad), plain, sizeof(plain), frame), RK_OK);
 	const char *why = NULL;
-	assert_int_equal(rk_open(s, ad2, sizeof(ad2), frame, sizeof(frame),
-	                         out, false, &why),
+	assert_int_equal(rk_open(s, ad2, sizeof(ad2), frame, sizeof(frame), out,
+	                         false, &why),
 	                 RK_UNAUTHENTICATED);
 	assert_string_equal(why, "bad tag or wrong key");
 	why = NULL;
-	assert_int_equal(rk_open(s, NULL, 0, frame, sizeof(frame), out, false,
-	                         &why),
-	                 RK_UNAUTHENTICATED);
+	assert_int_equal(
+	    rk_open(s, NULL, 0, frame, sizeof(frame), out, false, &why),
+	    RK_UNAUTHENTICATED);
 	assert_string_equal(why, "bad tag or wrong key");
-	assert_int_equal(rk_open(s, ad, 3, frame, sizeof(frame), out, false,
-	                         NULL),
-	                 RK_UNAUTHENTICATED);
-	assert_int_equal(rk_open(s, ad, sizeof(ad), frame, sizeof(frame), out,
-	                         false, NULL),
-	                 RK_OK);
+	assert_int_equal(
+	    rk_open(s, ad, 3, frame, sizeof(frame), out, false, NULL),
+	    RK_UNAUTHENTICATED);
+	assert_int_equal(
+	    rk_open(s, ad, sizeof(ad), frame, sizeof(frame), out, false, NULL),
+	    RK_OK);
 	assert_memory_equal(out, plain, sizeof(plain));
 	rk_sealer_free(s);
 }
@@ -267,13 +265,12 @@ static void test_open_refuses_frame_shorter_than_overhead(void **state)
 	rk_sealer_t *s = new_sealer(test_key, 0, NULL);
 	uint8_t frame[RK_SEAL_OVERHEAD], out[1];
 	assert_int_equal(rk_seal(s, NULL, 0, NULL, 0, frame), RK_OK);
-	const size_t lens[] = {0, 1, RK_SEAL_NONCE_BYTES,
-	                       RK_SEAL_OVERHEAD - 1};
+	const size_t lens[] = {0, 1, RK_SEAL_NONCE_BYTES, RK_SEAL_OVERHEAD - 1};
 	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
 		const char *why = NULL;
-		assert_int_equal(rk_open(s, NULL, 0, frame, lens[i], out, true,
-		                         &why),
-		                 RK_UNAUTHENTICATED);
+		assert_int_equal(
+		    rk_open(s, NULL, 0, frame, lens[i], out, true, &why),
+		    RK_UNAUTHENTICATED);
 		assert_string_equal(why, "frame too short");
 	}
 	/* Exactly the overhead is an empty frame, not a short one. */
@@ -292,22 +289,21 @@ static void test_open_refuses_the_same_frame_twice(void **state)
 	assert_int_equal(rk_seal(tx, NULL, 0, plain, sizeof(plain), frame),
 	                 RK_OK);
 	const char *why = NULL;
-	assert_int_equal(rk_open(rx, NULL, 0, frame, sizeof(frame), out, true,
-	                         &why),
-	                 RK_OK);
+	assert_int_equal(
+	    rk_open(rx, NULL, 0, frame, sizeof(frame), out, true, &why), RK_OK);
 	memset(out, 0, sizeof(out));
-	assert_int_equal(rk_open(rx, NULL, 0, frame, sizeof(frame), out, true,
-	                         &why),
-	                 RK_UNAUTHENTICATED);
+	assert_int_equal(
+	    rk_open(rx, NULL, 0, frame, sizeof(frame), out, true, &why),
+	    RK_UNAUTHENTICATED);
 	assert_string_equal(why, "replayed frame");
 	/* A refused frame's plaintext is not left behind for a careless
 	 * caller. */
 	uint8_t zero[100] = {0};
 	assert_memory_equal(out, zero, sizeof(out));
 	/* Without the replay check (responses) it opens again. */
-	assert_int_equal(rk_open(rx, NULL, 0, frame, sizeof(frame), out, false,
-	                         &why),
-	                 RK_OK);
+	assert_int_equal(
+	    rk_open(rx, NULL, 0, frame, sizeof(frame), out, false, &why),
+	    RK_OK);
 	assert_memory_equal(out, plain, sizeof(plain));
 	rk_sealer_free(tx);
 	rk_sealer_free(rx);
@@ -328,8 +324,8 @@ static void test_open_accepts_reordered_frames_in_the_window_once(void **state)
 	for (size_t i = 0; i < N; i++) {
 		uint8_t plain[LEN];
 		store_le64(plain, i);
-		assert_int_equal(
-		    rk_seal(tx, NULL, 0, plain, LEN, frames[i]), RK_OK);
+		assert_int_equal(rk_seal(tx, NULL, 0, plain, LEN, frames[i]),
+		                 RK_OK);
 		order[i] = i;
 	}
 	/* Newest first, so every other one arrives late; the rest in a
@@ -349,8 +345,8 @@ static void test_open_accepts_reordered_frames_in_the_window_once(void **state)
 		uint8_t out[LEN];
 		const char *why = NULL;
 		size_t i = order[k];
-		rk_status_t st = rk_open(rx, NULL, 0, frames[i], sizeof(*frames),
-		                         out, true, &why);
+		rk_status_t st = rk_open(rx, NULL, 0, frames[i],
+		                         sizeof(*frames), out, true, &why);
 		if (st != RK_OK)
 			fail_msg("frame %zu (opened %zu-th): %s", i, k, why);
 		assert_int_equal(load_le64(out), i);
@@ -382,8 +378,7 @@ static void test_open_refuses_counter_older_than_the_bitmap(void **state)
 	    open_crafted(rx, id, top - RK_SEAL_REPLAY_BITS - 1, T0, &why),
 	    RK_UNAUTHENTICATED);
 	assert_string_equal(why, "replayed frame");
-	assert_int_equal(open_crafted(rx, id, 0, T0, &why),
-	                 RK_UNAUTHENTICATED);
+	assert_int_equal(open_crafted(rx, id, 0, T0, &why), RK_UNAUTHENTICATED);
 	assert_string_equal(why, "replayed frame");
 	/* The oldest counter the window still holds is accepted, once. */
 	assert_int_equal(
@@ -399,11 +394,68 @@ static void test_open_refuses_counter_older_than_the_bitmap(void **state)
 	assert_int_equal(open_crafted(rx, id, top, T0, &why),
 	                 RK_UNAUTHENTICATED);
 	assert_int_equal(open_crafted(rx, id, far - 1, T0, &why), RK_OK);
-	assert_int_equal(open_crafted(rx, id, far - RK_SEAL_REPLAY_BITS, T0,
-	                              &why),
-	                 RK_OK);
+	assert_int_equal(
+	    open_crafted(rx, id, far - RK_SEAL_REPLAY_BITS, T0, &why), RK_OK);
 	assert_int_equal(open_crafted(rx, id, far - 1, T0, &why),
 	                 RK_UNAUTHENTICATED);
+	rk_sealer_free(rx);
+}
+
+/* Random counters, near the top, far ahead, behind and at the edge of the
+ * window, from one sender: every decision must match the rule written
+ * in docs/sealing.md, kept here as a plain set of accepted counters. */
+static void test_open_replay_decisions_match_a_model(void **state)
+{
+	(void)state;
+	enum { STEPS = 20000, SPACE_BITS = 1 << 24 };
+	uint8_t *seen = calloc(SPACE_BITS / 8, 1);
+	assert_non_null(seen);
+	uint64_t now = T0;
+	rk_sealer_t *rx = new_sealer(test_key, 0, &now);
+	unsigned seed = (unsigned)time(NULL);
+	printf("seed %u\n", seed);
+	srand(seed);
+	uint64_t highest = 0;
+	bool any = false;
+	for (int step = 0; step < STEPS; step++) {
+		uint64_t c;
+		int kind = rand() % 100;
+		if (kind < 35)
+			c = highest + 1 + (uint64_t)(rand() % 200);
+		else if (kind < 40)
+			c = highest + 64 * 65 + (uint64_t)(rand() % 20000);
+		else if (kind < 80)
+			c = highest -
+			    (uint64_t)(rand() % (RK_SEAL_REPLAY_BITS + 4));
+		else if (kind < 90)
+			c = highest - RK_SEAL_REPLAY_BITS +
+			    (uint64_t)(rand() % 3) - 1;
+		else
+			c = (uint64_t)rand() % (highest + 1);
+		if (c > highest + (1u << 30)) /* wrapped below zero */
+			c = 0;
+		if (c >= SPACE_BITS)
+			break;
+		bool fresh = !(seen[c / 8] & (1u << (c % 8)));
+		bool expect = !any || c > highest ||
+		              (highest - c <= RK_SEAL_REPLAY_BITS && fresh);
+		const char *why = NULL;
+		rk_status_t st = open_crafted(rx, 5, c, T0, &why);
+		if ((st == RK_OK) != expect)
+			fail_msg("step %d: counter %llu (highest %llu): got "
+			         "%s, model says %s",
+			         step, (unsigned long long)c,
+			         (unsigned long long)highest,
+			         st == RK_OK ? "accepted" : why,
+			         expect ? "accept" : "refuse");
+		if (expect) {
+			seen[c / 8] |= (uint8_t)(1u << (c % 8));
+			if (!any || c > highest)
+				highest = c;
+			any = true;
+		}
+	}
+	free(seen);
 	rk_sealer_free(rx);
 }
 
@@ -433,12 +485,11 @@ static void test_open_refuses_timestamp_outside_the_window(void **state)
 		assert_int_equal(
 		    rk_seal(tx, NULL, 0, plain, sizeof(plain), frame), RK_OK);
 		why = NULL;
-		rk_status_t st = rk_open(rx, NULL, 0, frame, sizeof(frame), out,
-		                         true, &why);
+		rk_status_t st =
+		    rk_open(rx, NULL, 0, frame, sizeof(frame), out, true, &why);
 		if (st != cases[i].expect)
 			fail_msg("skew %lld: status %d (%s)",
-			         (long long)cases[i].skew, st,
-			         why ? why : "-");
+			         (long long)cases[i].skew, st, why ? why : "-");
 		if (st != RK_OK)
 			assert_string_equal(
 			    why, "timestamp outside the replay window");
@@ -449,20 +500,19 @@ static void test_open_refuses_timestamp_outside_the_window(void **state)
 	tx_now = T0 - 5000;
 	assert_int_equal(rk_seal(tx, NULL, 0, plain, sizeof(plain), frame),
 	                 RK_OK);
-	assert_int_equal(rk_open(rx, NULL, 0, frame, sizeof(frame), out, true,
-	                         &why),
-	                 RK_UNAUTHENTICATED);
+	assert_int_equal(
+	    rk_open(rx, NULL, 0, frame, sizeof(frame), out, true, &why),
+	    RK_UNAUTHENTICATED);
 	/* Responses are not checked for replay, so not for time either. */
-	assert_int_equal(rk_open(rx, NULL, 0, frame, sizeof(frame), out, false,
-	                         &why),
-	                 RK_OK);
+	assert_int_equal(
+	    rk_open(rx, NULL, 0, frame, sizeof(frame), out, false, &why),
+	    RK_OK);
 	rx_now = T0 - 5000;
-	assert_int_equal(rk_open(rx, NULL, 0, frame, sizeof(frame), out, true,
-	                         &why),
-	                 RK_OK);
-	assert_int_equal(rk_open(rx, NULL, 0, frame, sizeof(frame), out, true,
-	                         &why),
-	                 RK_UNAUTHENTICATED);
+	assert_int_equal(
+	    rk_open(rx, NULL, 0, frame, sizeof(frame), out, true, &why), RK_OK);
+	assert_int_equal(
+	    rk_open(rx, NULL, 0, frame, sizeof(frame), out, true, &why),
+	    RK_UNAUTHENTICATED);
 	assert_string_equal(why, "replayed frame");
 	rk_sealer_free(tx);
 	rk_sealer_free(rx);
@@ -484,7 +534,8 @@ static void test_sender_table_is_bounded_and_forgets_idle_senders(void **state)
 			now = T0 + window / 2;
 		rk_status_t st = open_crafted(rx, id, 5, now, &why);
 		if (st != RK_OK)
-			fail_msg("sender %llu: %s", (unsigned long long)id, why);
+			fail_msg("sender %llu: %s", (unsigned long long)id,
+			         why);
 	}
 	/* Full of active senders: a newcomer is refused... */
 	assert_int_equal(open_crafted(rx, 100000, 0, now, &why),
@@ -517,6 +568,35 @@ static void test_sender_table_is_bounded_and_forgets_idle_senders(void **state)
 	/* ...and a forgotten sender's old frame is refused on its time. */
 	assert_int_equal(open_crafted(rx, 2, 5, T0, &why), RK_UNAUTHENTICATED);
 	assert_string_equal(why, "timestamp outside the replay window");
+	rk_sealer_free(rx);
+}
+
+/* The table empties and refills, generation after generation: what a
+ * sweep learnt about the entries it kept must not stop later sweeps from
+ * finding the entries added after it. */
+static void test_sender_table_forgets_generation_after_generation(void **state)
+{
+	(void)state;
+	const uint32_t window = 1000;
+	uint64_t now = T0;
+	rk_sealer_t *rx = new_sealer(test_key, window, &now);
+	const char *why = NULL;
+	for (uint64_t gen = 0; gen < 4; gen++) {
+		now = T0 + gen * (window + 1);
+		for (uint64_t k = 0; k < RK_SEAL_MAX_SENDERS; k++) {
+			uint64_t id = gen * RK_SEAL_MAX_SENDERS + k + 1;
+			/* Half of each generation with its sender's clock
+			 * a little behind ours. */
+			uint64_t ts = k % 2 ? now - window / 2 : now;
+			rk_status_t st = open_crafted(rx, id, k, ts, &why);
+			if (st != RK_OK)
+				fail_msg("generation %llu sender %llu: %s",
+				         (unsigned long long)gen,
+				         (unsigned long long)k, why);
+		}
+		assert_int_equal(open_crafted(rx, UINT64_MAX, 0, now, &why),
+		                 RK_RESOURCE_EXHAUSTED);
+	}
 	rk_sealer_free(rx);
 }
 
@@ -564,13 +644,13 @@ static void test_sender_with_fast_clock_is_kept_while_replayable(void **state)
  * threads interleave, no genuine frame falls out of the window: any
  * refusal is a false rejection. */
 enum { THREADS = 4, ROUNDS = 16, PER_ROUND = 1000, FRAME_PLAIN = 100 };
-_Static_assert(THREADS * PER_ROUND <= RK_SEAL_REPLAY_BITS,
+_Static_assert(THREADS *PER_ROUND <= RK_SEAL_REPLAY_BITS,
                "a round fits in the replay window");
 
 struct conc {
-	rk_sealer_t *s;                   /* shared by every thread */
-	pthread_barrier_t barrier;        /* between phases */
-	atomic_int failures;              /* false rejections, bad data */
+	rk_sealer_t *s;            /* shared by every thread */
+	pthread_barrier_t barrier; /* between phases */
+	atomic_int failures;       /* false rejections, bad data */
 	uint8_t (*frames)[THREADS][PER_ROUND][FRAME_PLAIN + RK_SEAL_OVERHEAD];
 	uint8_t (*nonces)[RK_SEAL_NONCE_BYTES]; /* every nonce sealed */
 };
@@ -583,8 +663,8 @@ struct conc_arg {
 static void fill_plain(uint8_t *p, int t, int round, int i)
 {
 	memset(p, (t * 31 + round * 7 + i) & 0xff, FRAME_PLAIN);
-	store_le64(p, ((uint64_t)t << 40) | ((uint64_t)round << 20) |
-	                  (uint64_t)i);
+	store_le64(p,
+	           ((uint64_t)t << 40) | ((uint64_t)round << 20) | (uint64_t)i);
 }
 
 static void *conc_main(void *argp)
@@ -601,9 +681,9 @@ static void *conc_main(void *argp)
 				if (rk_seal(c->s, NULL, 0, plain, FRAME_PLAIN,
 				            frame) != RK_OK)
 					atomic_fetch_add(&c->failures, 1);
-				memcpy(c->nonces[(t * ROUNDS + p) * PER_ROUND +
-				                 i],
-				       frame, RK_SEAL_NONCE_BYTES);
+				memcpy(
+				    c->nonces[(t * ROUNDS + p) * PER_ROUND + i],
+				    frame, RK_SEAL_NONCE_BYTES);
 			}
 		}
 		if (p > 0) {
@@ -657,9 +737,9 @@ static void test_concurrent_seal_and_open_never_reject_or_reuse(void **state)
 	for (size_t i = 1; i < total; i++)
 		if (memcmp(c.nonces[i - 1], c.nonces[i], RK_SEAL_NONCE_BYTES) ==
 		    0)
-			fail_msg("nonce repeated (counter %llu)",
-			         (unsigned long long)load_le64(c.nonces[i] +
-			                                       8));
+			fail_msg(
+			    "nonce repeated (counter %llu)",
+			    (unsigned long long)load_le64(c.nonces[i] + 8));
 	/* And the counters are exactly 0..total-1: none lost, none
 	 * doubled. */
 	uint8_t *seen = calloc(total, 1);
@@ -693,9 +773,12 @@ int main(void)
 	    cmocka_unit_test(
 	        test_open_accepts_reordered_frames_in_the_window_once),
 	    cmocka_unit_test(test_open_refuses_counter_older_than_the_bitmap),
+	    cmocka_unit_test(test_open_replay_decisions_match_a_model),
 	    cmocka_unit_test(test_open_refuses_timestamp_outside_the_window),
 	    cmocka_unit_test(
 	        test_sender_table_is_bounded_and_forgets_idle_senders),
+	    cmocka_unit_test(
+	        test_sender_table_forgets_generation_after_generation),
 	    cmocka_unit_test(
 	        test_sender_with_fast_clock_is_kept_while_replayable),
 	    cmocka_unit_test(

@@ -1,0 +1,317 @@
+/*
+ * bench-rpc: what the RPC layer costs over raw nng.
+ *
+ * Two servers in this process, each on its own loopback TCP port:
+ *  - raw:    an nng rep0 socket with async ctx workers that send each
+ *            request message straight back (no framing, no protobuf, no
+ *            sealing): the floor any layer over nng req/rep can reach;
+ *  - ringkv: rk_rpc_server answering Health.Echo, frames sealed with a
+ *            cluster key (XChaCha20-Poly1305), protobuf envelopes,
+ *            metrics on, deadlines on every call.
+ * For each, 1 and then 16 client threads each make synchronous calls with
+ * a 100-byte payload for a fixed time, one call in flight per thread.
+ * Prints calls/s and p50/p99 latency per run, and the ringkv/raw ratios.
+ *
+ * usage: bench-rpc [seconds-per-run]   (default 3)
+ */
+#include <arpa/inet.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "crypto/seal.h"
+#include "metrics/metrics.h"
+#include "ringkv/v1/common.pb-c.h"
+#include "rpc/client.h"
+#include "rpc/server.h"
+#include "service/health.h"
+
+#define PAYLOAD     100
+#define RAW_WORKERS 64
+#define MAX_SAMPLES (4u << 20)
+
+/* ---------------------------------------------------------- raw server */
+
+typedef struct raw_work {
+	nng_aio *aio;
+	nng_ctx ctx;
+	int sending;
+} raw_work_t;
+
+static void raw_cb(void *arg)
+{
+	raw_work_t *w = arg;
+	int rv = nng_aio_result(w->aio);
+	if (rv != 0) {
+		if (w->sending)
+			nng_msg_free(nng_aio_get_msg(w->aio));
+		if (rv == NNG_ECLOSED)
+			return;
+		w->sending = 0;
+		nng_ctx_recv(w->ctx, w->aio);
+		return;
+	}
+	if (w->sending) {
+		w->sending = 0;
+		nng_ctx_recv(w->ctx, w->aio);
+		return;
+	}
+	nng_msg *m = nng_aio_get_msg(w->aio);
+	w->sending = 1;
+	nng_aio_set_msg(w->aio, m);
+	nng_ctx_send(w->ctx, w->aio);
+}
+
+typedef struct raw_server {
+	nng_socket sock;
+	raw_work_t work[RAW_WORKERS];
+	int port;
+} raw_server_t;
+
+static void raw_server_start(raw_server_t *s)
+{
+	nng_listener l;
+	if (nng_rep0_open(&s->sock) != 0 ||
+	    nng_listen(s->sock, "tcp://127.0.0.1:0", &l, 0) != 0) {
+		fprintf(stderr, "raw server: cannot listen\n");
+		exit(1);
+	}
+	nng_sockaddr sa;
+	nng_listener_get_addr(l, NNG_OPT_LOCADDR, &sa);
+	s->port = ntohs(sa.s_in.sa_port);
+	for (int i = 0; i < RAW_WORKERS; i++) {
+		raw_work_t *w = &s->work[i];
+		nng_aio_alloc(&w->aio, raw_cb, w);
+		nng_ctx_open(&w->ctx, s->sock);
+		nng_ctx_recv(w->ctx, w->aio);
+	}
+}
+
+static void raw_server_stop(raw_server_t *s)
+{
+	nng_close(s->sock);
+	for (int i = 0; i < RAW_WORKERS; i++)
+		nng_aio_free(s->work[i].aio);
+}
+
+/* ---------------------------------------------------------- load */
+
+typedef struct run {
+	int raw;                   /* 1: raw nng, 0: ringkv */
+	nng_socket raw_sock;       /* raw client socket */
+	rk_rpc_client_t *client;   /* ringkv client */
+	uint64_t until_ns;         /* stop time */
+	uint64_t warm_ns;          /* samples start here */
+	atomic_size_t nsamples;    /* latency samples taken */
+	uint32_t *samples;         /* ns, capped at 4 s */
+	atomic_size_t errors;      /* failed calls */
+} run_t;
+
+static void record(run_t *r, uint64_t t0, uint64_t t1)
+{
+	if (t0 < r->warm_ns)
+		return;
+	size_t i = atomic_fetch_add(&r->nsamples, 1);
+	if (i < MAX_SAMPLES)
+		r->samples[i] = (uint32_t)(t1 - t0);
+}
+
+static void *raw_thread(void *arg)
+{
+	run_t *r = arg;
+	nng_ctx ctx;
+	nng_aio *aio;
+	nng_ctx_open(&ctx, r->raw_sock);
+	nng_aio_alloc(&aio, NULL, NULL);
+	nng_aio_set_timeout(aio, 5000);
+	uint8_t payload[PAYLOAD];
+	memset(payload, 'p', sizeof(payload));
+	while (rk_clock_mono_ns() < r->until_ns) {
+		uint64_t t0 = rk_clock_mono_ns();
+		nng_msg *m;
+		nng_msg_alloc(&m, 0);
+		nng_msg_append(m, payload, sizeof(payload));
+		nng_aio_set_msg(aio, m);
+		nng_ctx_send(ctx, aio);
+		nng_aio_wait(aio);
+		if (nng_aio_result(aio) != 0) {
+			nng_msg_free(m);
+			atomic_fetch_add(&r->errors, 1);
+			continue;
+		}
+		nng_ctx_recv(ctx, aio);
+		nng_aio_wait(aio);
+		if (nng_aio_result(aio) != 0) {
+			atomic_fetch_add(&r->errors, 1);
+			continue;
+		}
+		nng_msg_free(nng_aio_get_msg(aio));
+		record(r, t0, rk_clock_mono_ns());
+	}
+	nng_aio_free(aio);
+	nng_ctx_close(ctx);
+	return NULL;
+}
+
+static void *rpc_thread(void *arg)
+{
+	run_t *r = arg;
+	uint8_t payload[PAYLOAD];
+	memset(payload, 'p', sizeof(payload));
+	Ringkv__V1__EchoRequest req = RINGKV__V1__ECHO_REQUEST__INIT;
+	req.has_payload = 1;
+	req.payload.data = payload;
+	req.payload.len = sizeof(payload);
+	while (rk_clock_mono_ns() < r->until_ns) {
+		uint64_t t0 = rk_clock_mono_ns();
+		rk_rpc_result_t res;
+		rk_status_t st = rk_rpc_call(r->client, rk_health_echo_method(),
+		                             &req.base, 5000, &res);
+		uint64_t t1 = rk_clock_mono_ns();
+		const Ringkv__V1__EchoResponse *resp = (const void *)res.response;
+		if (st != RK_OK || resp->payload.len != PAYLOAD)
+			atomic_fetch_add(&r->errors, 1);
+		else
+			record(r, t0, t1);
+		rk_rpc_result_clear(&res);
+	}
+	return NULL;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+typedef struct figures {
+	double rate;   /* calls/s */
+	double p50_us; /* median latency */
+	double p99_us; /* 99th percentile */
+	size_t errors; /* failed calls */
+} figures_t;
+
+static figures_t measure(run_t *r, int threads, double seconds)
+{
+	uint64_t start = rk_clock_mono_ns();
+	r->warm_ns = start + 300000000ull;
+	r->until_ns = r->warm_ns + (uint64_t)(seconds * 1e9);
+	atomic_store(&r->nsamples, 0);
+	atomic_store(&r->errors, 0);
+	pthread_t t[64];
+	for (int i = 0; i < threads; i++)
+		pthread_create(&t[i], NULL, r->raw ? raw_thread : rpc_thread, r);
+	for (int i = 0; i < threads; i++)
+		pthread_join(t[i], NULL);
+	size_t n = atomic_load(&r->nsamples);
+	if (n > MAX_SAMPLES)
+		n = MAX_SAMPLES;
+	figures_t f = {0};
+	f.errors = atomic_load(&r->errors);
+	if (n == 0)
+		return f;
+	qsort(r->samples, n, sizeof(uint32_t), cmp_u32);
+	f.rate = (double)atomic_load(&r->nsamples) / seconds;
+	f.p50_us = r->samples[n / 2] / 1000.0;
+	f.p99_us = r->samples[(size_t)((double)n * 0.99)] / 1000.0;
+	return f;
+}
+
+int main(int argc, char **argv)
+{
+	double seconds = argc > 1 ? atof(argv[1]) : 3.0;
+	if (seconds <= 0) {
+		fprintf(stderr, "usage: bench-rpc [seconds-per-run]\n");
+		return 2;
+	}
+	rk_log_set_level(RK_LOG_WARN);
+	if (sodium_init() < 0)
+		return 1;
+
+	static raw_server_t raw; /* zeroed: work items start idle */
+	raw_server_start(&raw);
+
+	uint8_t key[RK_SEAL_KEY_BYTES];
+	randombytes_buf(key, sizeof(key));
+	rk_sealer_t *ss, *cs;
+	rk_sealer_new(key, 0, &ss);
+	rk_sealer_new(key, 0, &cs);
+	rk_metrics_t *metrics = rk_metrics_new();
+	rk_rpc_server_opts_t so = {.listen = "tcp://127.0.0.1:0",
+	                           .sealer = ss,
+	                           .metrics = metrics,
+	                           .name = "bench"};
+	rk_rpc_server_t *srv;
+	char *err = NULL;
+	rk_health_t health = {.service = "bench", .node_id = "bench"};
+	atomic_store(&health.serving, 1);
+	if (rk_rpc_server_new(&so, &srv) != RK_OK ||
+	    rk_health_register(srv, &health) != RK_OK ||
+	    rk_rpc_server_start(srv, &err) != RK_OK) {
+		fprintf(stderr, "ringkv server: %s\n", err ? err : "failed");
+		return 1;
+	}
+
+	char url[64];
+	run_t rr = {.raw = 1}, kr = {.raw = 0};
+	rr.samples = malloc(MAX_SAMPLES * sizeof(uint32_t));
+	kr.samples = malloc(MAX_SAMPLES * sizeof(uint32_t));
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", raw.port);
+	nng_req0_open(&rr.raw_sock);
+	nng_socket_set_ms(rr.raw_sock, NNG_OPT_REQ_RESENDTIME,
+	                  NNG_DURATION_INFINITE);
+	nng_dial(rr.raw_sock, url, NULL, 0);
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d",
+	         rk_rpc_server_port(srv));
+	rk_rpc_client_opts_t co = {.url = url, .sealer = cs, .caller = "bench"};
+	rk_rpc_client_new(&co, &kr.client);
+
+	printf("bench-rpc: echo of %d-byte payloads over tcp loopback, "
+	       "%.1f s per run\n",
+	       PAYLOAD, seconds);
+	printf("%-28s %9s %12s %9s %9s %7s\n", "layer", "in flight", "calls/s",
+	       "p50 us", "p99 us", "errors");
+	int inflight[] = {1, 16};
+	int ok = 1;
+	for (int i = 0; i < 2; i++) {
+		figures_t a = measure(&rr, inflight[i], seconds);
+		figures_t b = measure(&kr, inflight[i], seconds);
+		printf("%-28s %9d %12.0f %9.1f %9.1f %7zu\n", "raw nng req/rep",
+		       inflight[i], a.rate, a.p50_us, a.p99_us, a.errors);
+		printf("%-28s %9d %12.0f %9.1f %9.1f %7zu\n",
+		       "ringkv rpc (sealed)", inflight[i], b.rate, b.p50_us,
+		       b.p99_us, b.errors);
+		double ratio = a.rate > 0 ? b.rate / a.rate : 0;
+		double added = b.p50_us - a.p50_us;
+		printf("%-28s %9d %11.1f%% %+9.1f %+9.1f\n", "ringkv / raw",
+		       inflight[i], ratio * 100.0, added, b.p99_us - a.p99_us);
+		if (inflight[i] == 16 && ratio < 0.80)
+			ok = 0;
+		if (added > 20.0)
+			ok = 0;
+		if (a.errors || b.errors)
+			ok = 0;
+	}
+	printf("target (>= 80%% of raw throughput at 16 in flight, <= +20 us "
+	       "at p50): %s\n",
+	       ok ? "met" : "NOT met");
+
+	rk_rpc_client_free(kr.client);
+	nng_close(rr.raw_sock);
+	rk_rpc_server_free(srv);
+	raw_server_stop(&raw);
+	rk_metrics_free(metrics);
+	rk_sealer_free(ss);
+	rk_sealer_free(cs);
+	free(rr.samples);
+	free(kr.samples);
+	return 0;
+}
