@@ -7,7 +7,7 @@ BUILD     ?= build
 SAN_BUILD ?= build-asan
 JOBS      ?= $(shell nproc)
 
-.PHONY: deps configure build run test test-sanitize bench clean
+.PHONY: deps configure build run test test-sanitize bench fuzz clean
 
 deps:
 	./scripts/install-deps.sh
@@ -36,5 +36,17 @@ test-sanitize: deps
 bench: build
 	$(BUILD)/bench/rpc/bench-rpc
 
+# libFuzzer targets (clang), each run for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+fuzz:
+	./scripts/install-deps.sh --fuzz
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+	      -DRINGKV_FUZZ=ON -DRINGKV_SANITIZE="address;undefined" \
+	      -DRINGKV_TESTS=OFF -DRINGKV_BENCH=OFF
+	cmake --build build-fuzz -j$(JOBS) --target fuzz-rpc-request
+	mkdir -p build-fuzz/corpus/rpc-request
+	build-fuzz/bin/fuzz-rpc-request -max_total_time=$(FUZZ_SECONDS) \
+	      build-fuzz/corpus/rpc-request
+
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) build-fuzz

@@ -12,6 +12,8 @@
 #   libcmocka-dev                      unit tests
 #   liblz4-dev                         SSTable block compression
 #   curl                               tests and operators poke admin ports
+#
+# With --fuzz, also clang and its runtime for the libFuzzer targets.
 set -euo pipefail
 
 packages=(
@@ -20,6 +22,9 @@ packages=(
   libsodium-dev libyaml-dev libsystemd-dev libcmocka-dev liblz4-dev
   curl
 )
+if [ "${1:-}" = "--fuzz" ]; then
+  packages+=(clang libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

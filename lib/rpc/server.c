@@ -43,6 +43,7 @@
 #include "ringkv/v1/common.pb-c.h"
 #include "rpc/frame.h"
 #include "rpc/pballoc.h"
+#include "rpc/request.h"
 
 #define SEND_TIMEOUT_MS   10000
 #define MAX_TIMEOUT_MS    (3600u * 1000u)
@@ -284,44 +285,21 @@ static void work_request(rk_rpc_call_t *w, nng_msg *msg)
 {
 	rk_rpc_server_t *srv = w->srv;
 	w->start_ns = rk_clock_mono_ns();
-	const uint8_t *data = nng_msg_body(msg);
-	size_t len = nng_msg_len(msg);
-
-	if (len > srv->max_frame) {
-		nng_msg_free(msg);
-		work_reject(w, RK_INVALID_ARGUMENT,
-		            "frame of %zu bytes exceeds max_frame_bytes %zu", len,
-		            srv->max_frame);
-		return;
-	}
-	rk_frame_t fr;
-	const char *why = NULL;
-	rk_status_t st =
-	    rk_frame_open(srv->sealer, srv->sealer == NULL, RK_FRAME_REQUEST,
-	                  NULL, data, len, true, &w->arena, &fr, &why);
-	if (st != RK_OK) {
-		nng_msg_free(msg);
-		work_reject(w, st, "%s", why != NULL ? why : "bad frame");
-		return;
-	}
-	w->sealed = fr.sealed;
-	if (fr.sealed)
-		memcpy(w->nonce, fr.nonce, sizeof(w->nonce));
-
-	/* Bytes fields are copied into the arena, so msg may go after. */
-	Ringkv__V1__RequestEnvelope *env = ringkv__v1__request_envelope__unpack(
-	    &w->pb, fr.plain_len, fr.plain);
+	rk_rpc_request_t rq;
+	char why[160];
+	rk_status_t st = rk_rpc_request_decode(
+	    srv->sealer, srv->max_frame, nng_msg_body(msg), nng_msg_len(msg),
+	    &w->arena, &w->pb, &rq, why, sizeof(why));
 	nng_msg_free(msg);
-	if (env == NULL) {
-		work_reject(w, RK_INVALID_ARGUMENT,
-		            "malformed request envelope (%zu bytes)", fr.plain_len);
+	/* Sealed or not decides how even a refusal is answered. */
+	w->sealed = st == RK_OK && rq.frame.sealed;
+	if (w->sealed)
+		memcpy(w->nonce, rq.frame.nonce, sizeof(w->nonce));
+	if (st != RK_OK) {
+		work_reject(w, st, "%s", why);
 		return;
 	}
-	if (!env->has_service || !env->has_method) {
-		work_reject(w, RK_INVALID_ARGUMENT,
-		            "request envelope names no method");
-		return;
-	}
+	Ringkv__V1__RequestEnvelope *env = rq.env;
 	const route_t *r = route_find(srv, env->service, env->method);
 	if (r == NULL) {
 		work_reject(w, RK_UNIMPLEMENTED,
