@@ -1,0 +1,19 @@
+/*
+ * The subcommands of the ringkv tool. Each lives in its own file
+ * (cmd_<name>.c) and is listed once in the table in main.c.
+ * A command gets argv from its own name on (argv[0] is "keygen", ...) and
+ * returns the exit code: 0 success, 1 the operation failed, 2 usage.
+ */
+#ifndef RK_CLI_COMMANDS_H
+#define RK_CLI_COMMANDS_H
+
+typedef struct rk_cli_command {
+	const char *name;                   /* as typed: "keygen" */
+	const char *usage;                  /* one or more usage lines */
+	int (*run)(int argc, char **argv);  /* the command */
+} rk_cli_command_t;
+
+int rk_cli_keygen(int argc, char **argv);
+int rk_cli_health(int argc, char **argv);
+
+#endif
