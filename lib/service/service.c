@@ -49,6 +49,8 @@ struct rk_service {
 	char admin_listen[256];        /* admin.listen */
 	char key_file[PATH_MAX];       /* security.cluster_key_file */
 	bool allow_unsealed;           /* security.allow_unsealed */
+	rk_log_level_t log_level;      /* log.level; applied only once the
+	                                  whole config is valid */
 	rk_sealer_t *sealer;           /* NULL when unsealed */
 	rk_metrics_t *metrics;         /* the registry /metrics renders */
 	rk_rpc_server_t *rpc;          /* the RPC server */
@@ -59,6 +61,8 @@ struct rk_service {
 	char degraded[256];            /* reason text behind health.detail */
 	rk_gauge_t *uptime;            /* ringkv_uptime_seconds */
 	void *data;                    /* the service's own state */
+	bool hooks_started;            /* the start hook ran and succeeded:
+	                                  only then does the stop hook run */
 };
 
 rk_rpc_server_t *rk_service_rpc(rk_service_t *svc)
@@ -172,7 +176,7 @@ static void read_common(rk_service_t *svc, rk_config_t *cfg)
 		                "expected debug, info, warn or error, got \"%s\"",
 		                level);
 	else
-		rk_log_set_level(lv);
+		svc->log_level = lv;
 }
 
 static int load_config(rk_service_t *svc, rk_config_t **out)
@@ -291,6 +295,7 @@ static int service_start(rk_service_t *svc)
 			         rk_status_name(st));
 			return 1;
 		}
+		svc->hooks_started = true;
 	}
 	st = rk_rpc_server_start(svc->rpc, &err);
 	if (st != RK_OK) {
@@ -338,15 +343,22 @@ static int service_start(rk_service_t *svc)
 
 static void service_reload(rk_service_t *svc)
 {
-	sd_notify(0, "RELOADING=1");
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+	           (unsigned long long)(rk_clock_mono_ns() / 1000));
 	rk_config_t *cfg = NULL;
 	/* Only what can change at run time is applied: the log level and
 	 * the service's own reload hook. Listen addresses and the key need
 	 * a restart. */
+	/* The configure hook runs on a copy: on reload it validates, and
+	 * the reload hook applies. */
 	rk_service_t probe = *svc;
 	if (load_config(&probe, &cfg) != 0) {
 		rk_warn("reload: config rejected, keeping the running one");
 	} else {
+		/* Nothing of a rejected config applies: the level is set
+		 * only now that all of it is known to be valid. */
+		svc->log_level = probe.log_level;
+		rk_log_set_level(svc->log_level);
 		if (svc->spec->reload != NULL &&
 		    svc->spec->reload(svc, cfg) != RK_OK)
 			rk_warn("reload: %s kept its old settings",
@@ -364,7 +376,7 @@ static void service_stop(rk_service_t *svc)
 	rk_service_set_degraded(svc, "stopping");
 	rk_rpc_client_free(svc->self);
 	rk_admin_stop(svc->admin);
-	if (svc->spec->stop != NULL)
+	if (svc->spec->stop != NULL && svc->hooks_started)
 		svc->spec->stop(svc);
 	rk_rpc_server_free(svc->rpc);
 	rk_metrics_free(svc->metrics);
@@ -425,7 +437,21 @@ int rk_service_main(int argc, char **argv, const rk_service_spec_t *spec)
 	if (load_config(&svc, &cfg) != 0)
 		return 2;
 	rk_config_free(cfg);
+	rk_log_set_level(svc.log_level);
 	if (check_only) {
+		/* A key the service could not use fails here, not at start. */
+		if (svc.key_file[0] != '\0') {
+			uint8_t key[RK_SEAL_KEY_BYTES];
+			char *err = NULL;
+			rk_status_t kst = rk_keyfile_read(svc.key_file, key, &err);
+			sodium_memzero(key, sizeof(key));
+			if (kst != RK_OK) {
+				fprintf(stderr, "ringkv-%s: cluster key: %s\n",
+				        spec->name, err ? err : "unreadable");
+				free(err);
+				return 2;
+			}
+		}
 		printf("%s: ok\n", svc.config_path);
 		return 0;
 	}

@@ -48,6 +48,8 @@ typedef struct rk_service_spec {
 	 * getters). May be NULL. Returns RK_OK or a status; config errors are
 	 * recorded in CFG and reported by the runtime. */
 	rk_status_t (*configure)(rk_service_t *svc, rk_config_t *cfg);
+	/* (On SIGHUP, configure runs again on a copy of SVC to validate the
+	 * new file; keep state in the reload hook, not in configure.) */
 	/* Routes the service's methods and starts its own threads. May be
 	 * NULL. An error aborts start-up with exit code 1. */
 	rk_status_t (*start)(rk_service_t *svc);
@@ -55,7 +57,7 @@ typedef struct rk_service_spec {
 	 * old settings (and is logged). May be NULL. */
 	rk_status_t (*reload)(rk_service_t *svc, rk_config_t *cfg);
 	/* Stops the service's threads; no handler may be running or reply
-	 * afterwards. May be NULL. */
+	 * afterwards. Runs only if start ran and succeeded. May be NULL. */
 	void (*stop)(rk_service_t *svc);
 } rk_service_spec_t;
 

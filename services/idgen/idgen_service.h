@@ -1,0 +1,62 @@
+/*
+ * The Idgen RPC service (proto/ringkv/v1/idgen.proto): NextId, NextIds,
+ * Decode and Info over one Snowflake generator, with the high-water mark
+ * file and the worker identity behind it, and its metrics.
+ *
+ * NextId and NextIds run inline on nng's threads when the generator can
+ * answer at once (the common case: no wait, no fsync); a call that must
+ * wait for the clock or persist the mark is handed to the service's own
+ * few threads, which reply when done. Decode and Info never block.
+ *
+ * Life cycle: rk_idgen_service_new() (opens the mark, may fail), then
+ * rk_idgen_service_route() before the RPC server starts; at shutdown
+ * rk_idgen_service_stop() while the server still runs (calls that arrive
+ * afterwards are answered UNAVAILABLE), then, once the server is freed,
+ * rk_idgen_service_free().
+ */
+#ifndef RK_IDGEN_SERVICE_H
+#define RK_IDGEN_SERVICE_H
+
+#include <stddef.h>
+
+#include <ringkv/status.h>
+
+#include "idgen_config.h"
+#include "metrics/metrics.h"
+#include "rpc/method.h"
+#include "rpc/server.h"
+#include "snowflake.h"
+
+typedef struct rk_idgen_service rk_idgen_service_t;
+
+/* Method handles of the Idgen service, resolved once; NULL for an
+ * unknown name ("NextId", "NextIds", "Decode", "Info"). */
+const rk_rpc_method_t *rk_idgen_method(const char *name);
+
+/* Builds the service from CFG (copied): takes the identity, opens and
+ * locks the mark file, persists a first mark ahead of now. CLOCK (copied;
+ * NULL: the system clock) is for tests. METRICS is borrowed (may be
+ * NULL). On error WHY (LEN bytes) says what; the status is hwm.h's.
+ * Caller frees with rk_idgen_service_free(). */
+rk_status_t rk_idgen_service_new(const rk_idgen_config_t *cfg,
+                                 const rk_snowflake_clock_t *clock,
+                                 rk_metrics_t *metrics,
+                                 rk_idgen_service_t **out, char *why,
+                                 size_t len);
+
+/* Routes the four methods on SRV (before it starts). */
+rk_status_t rk_idgen_service_route(rk_idgen_service_t *s,
+                                   rk_rpc_server_t *srv);
+
+/* Stops taking calls that must wait, and finishes those queued (their
+ * replies go out). The server must still be running or be freed later. */
+void rk_idgen_service_stop(rk_idgen_service_t *s);
+
+/* Frees (after the RPC server is freed: no handler may still run). NULL
+ * is ok. */
+void rk_idgen_service_free(rk_idgen_service_t *s);
+
+/* The generator (borrowed from S), for tests. */
+rk_snowflake_t *rk_idgen_service_generator(rk_idgen_service_t *s);
+
+#endif

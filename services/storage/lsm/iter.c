@@ -1,0 +1,160 @@
+/*
+ * The empty iterator and the merging iterator.
+ *
+ * Merging keeps every child positioned and `cur` pointing at the child
+ * with the smallest key. Choosing the next current child is a linear scan:
+ * a merge has at most about 20 children (two memtables, up to 12 level-0
+ * tables, one per other level), where a heap's bookkeeping costs as much.
+ * Internal keys are unique (every write has its own sequence), so ties
+ * cannot happen between children.
+ */
+#include "iter.h"
+
+#include <stdlib.h>
+
+typedef struct empty_iter {
+	rk_iter_t base;     /* must be first */
+	rk_status_t status; /* reported by status() */
+} empty_iter_t;
+
+static void e_nop(rk_iter_t *it)
+{
+	(void)it;
+}
+static void e_seek(rk_iter_t *it, rk_slice_t k)
+{
+	(void)it;
+	(void)k;
+}
+static bool e_valid(const rk_iter_t *it)
+{
+	(void)it;
+	return false;
+}
+static rk_slice_t e_slice(const rk_iter_t *it)
+{
+	(void)it;
+	return rk_slice(NULL, 0);
+}
+static rk_status_t e_status(const rk_iter_t *it)
+{
+	return ((const empty_iter_t *)it)->status;
+}
+static void e_free(rk_iter_t *it)
+{
+	free(it);
+}
+
+static const rk_iter_ops_t empty_ops = {e_nop,   e_seek,  e_nop,    e_valid,
+                                        e_slice, e_slice, e_status, e_free};
+
+rk_iter_t *rk_iter_empty(rk_status_t st)
+{
+	empty_iter_t *e = malloc(sizeof(*e));
+	if (e == NULL)
+		return NULL;
+	e->base.ops = &empty_ops;
+	e->status = st;
+	return &e->base;
+}
+
+typedef struct merging_iter {
+	rk_iter_t base;  /* must be first */
+	size_t n;        /* children */
+	rk_iter_t *cur;  /* child with the smallest key, NULL if none valid */
+	rk_iter_t *kids[]; /* owned */
+} merging_iter_t;
+
+static void find_smallest(merging_iter_t *m)
+{
+	rk_iter_t *best = NULL;
+	rk_slice_t bk = {0};
+	for (size_t i = 0; i < m->n; i++) {
+		rk_iter_t *c = m->kids[i];
+		if (!rk_iter_valid(c))
+			continue;
+		rk_slice_t k = rk_iter_key(c);
+		if (best == NULL || rk_ikey_cmp(k, bk) < 0) {
+			best = c;
+			bk = k;
+		}
+	}
+	m->cur = best;
+}
+
+static void m_seek_first(rk_iter_t *it)
+{
+	merging_iter_t *m = (merging_iter_t *)it;
+	for (size_t i = 0; i < m->n; i++)
+		rk_iter_seek_first(m->kids[i]);
+	find_smallest(m);
+}
+
+static void m_seek(rk_iter_t *it, rk_slice_t k)
+{
+	merging_iter_t *m = (merging_iter_t *)it;
+	for (size_t i = 0; i < m->n; i++)
+		rk_iter_seek(m->kids[i], k);
+	find_smallest(m);
+}
+
+static void m_next(rk_iter_t *it)
+{
+	merging_iter_t *m = (merging_iter_t *)it;
+	rk_iter_next(m->cur);
+	find_smallest(m);
+}
+
+static bool m_valid(const rk_iter_t *it)
+{
+	return ((const merging_iter_t *)it)->cur != NULL;
+}
+
+static rk_slice_t m_key(const rk_iter_t *it)
+{
+	return rk_iter_key(((const merging_iter_t *)it)->cur);
+}
+
+static rk_slice_t m_value(const rk_iter_t *it)
+{
+	return rk_iter_value(((const merging_iter_t *)it)->cur);
+}
+
+static rk_status_t m_status(const rk_iter_t *it)
+{
+	const merging_iter_t *m = (const merging_iter_t *)it;
+	for (size_t i = 0; i < m->n; i++) {
+		rk_status_t st = rk_iter_status(m->kids[i]);
+		if (st != RK_OK)
+			return st;
+	}
+	return RK_OK;
+}
+
+static void m_free(rk_iter_t *it)
+{
+	merging_iter_t *m = (merging_iter_t *)it;
+	for (size_t i = 0; i < m->n; i++)
+		rk_iter_free(m->kids[i]);
+	free(m);
+}
+
+static const rk_iter_ops_t merging_ops = {m_seek_first, m_seek,  m_next,
+                                          m_valid,      m_key,   m_value,
+                                          m_status,     m_free};
+
+rk_iter_t *rk_iter_merging(rk_iter_t **children, size_t n)
+{
+	merging_iter_t *m = malloc(sizeof(*m) + n * sizeof(rk_iter_t *));
+	if (m == NULL) {
+		for (size_t i = 0; i < n; i++)
+			rk_iter_free(children[i]);
+		return NULL;
+	}
+	m->base.ops = &merging_ops;
+	m->n = n;
+	m->cur = NULL;
+	for (size_t i = 0; i < n; i++)
+		m->kids[i] = children[i];
+	return &m->base;
+}

@@ -1,0 +1,66 @@
+/*
+ * The commit log: appending checksummed records and replaying them
+ * (docs/lsm-commit-log.md). The database decides when to sync (its
+ * durability policy); this module only knows how.
+ */
+#ifndef RK_LSM_WAL_H
+#define RK_LSM_WAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ringkv/status.h>
+
+#include "coding.h"
+
+#define RK_WAL_HEADER     16
+#define RK_WAL_MAX_RECORD (1u << 30)
+
+typedef struct rk_wal {
+	int fd;                /* the open log file, O_APPEND not used */
+	uint64_t number;       /* file number, NNNNNN.log */
+	uint64_t size;         /* end of the last whole record written */
+	atomic_uint_fast64_t synced; /* size as of the last good fdatasync */
+	atomic_int refs;       /* the db and a syncing thread may hold it */
+} rk_wal_t;
+
+/* Creates DIR/NNNNNN.log with its header, synced. Caller drops its
+ * reference with rk_wal_unref(). */
+rk_status_t rk_wal_create(const char *dir, uint64_t number, rk_wal_t **out,
+                          char *err, size_t errlen);
+
+/* Appends N records, one per payload, with one writev loop. On a short
+ * write the file is cut back to the last whole record and the status is
+ * RK_RESOURCE_EXHAUSTED (no space) or RK_INTERNAL. */
+rk_status_t rk_wal_append(rk_wal_t *w, const rk_slice_t *payloads, size_t n);
+
+/* fdatasync; RK_INTERNAL on failure (the caller must stop writing). */
+rk_status_t rk_wal_sync(rk_wal_t *w);
+
+void rk_wal_ref(rk_wal_t *w);
+/* Closes the file when the last reference goes. Safe with NULL. */
+void rk_wal_unref(rk_wal_t *w);
+
+/* What a replay found. */
+typedef struct rk_wal_report {
+	uint64_t records;       /* whole records handed to the callback */
+	uint64_t dropped_bytes; /* bytes from the first bad record to EOF */
+	uint64_t drop_offset;   /* offset of that record */
+	char reason[120];       /* why, "" when nothing was dropped */
+} rk_wal_report_t;
+
+typedef rk_status_t (*rk_wal_record_fn)(void *arg, const uint8_t *p,
+                                        size_t n);
+
+/* Replays PATH record by record into FN. Stops cleanly at a torn or corrupt
+ * record, filling REP; returns RK_OK then, the callback's status if it
+ * fails, or RK_INTERNAL/RK_DATA_LOSS if the file cannot be read at all. */
+rk_status_t rk_wal_replay(const char *path, rk_wal_record_fn fn, void *arg,
+                          rk_wal_report_t *rep);
+
+/* "DIR/NNNNNN.EXT" into OUT. */
+void rk_lsm_file_name(char *out, size_t n, const char *dir, uint64_t number,
+                      const char *ext);
+
+#endif
