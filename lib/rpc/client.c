@@ -36,6 +36,15 @@
 #include "rpc/pballoc.h"
 #include "rpc/server.h"
 
+/* A req context and a callback-less aio kept for synchronous calls:
+ * opening and closing a context per call costs a wake-up of nng's reaper
+ * thread each time, so synchronous calls reuse them. */
+typedef struct sync_slot {
+	nng_ctx ctx;             /* a req context of the client's socket */
+	nng_aio *aio;            /* without callback: waited on */
+	struct sync_slot *next;  /* idle list link */
+} sync_slot_t;
+
 struct rk_rpc_client {
 	nng_socket sock;        /* req0 */
 	nng_dialer dialer;      /* to url, non-blocking, with back-off */
@@ -48,10 +57,13 @@ struct rk_rpc_client {
 	pthread_mutex_t mu;     /* guards inflight and closing */
 	pthread_cond_t cv;      /* signalled when inflight drops to 0 */
 	size_t inflight;        /* call objects alive */
+	sync_slot_t *idle;      /* slots for synchronous calls, unused now */
 	atomic_bool closing;    /* no new calls; ends calls in flight */
 };
 
 enum call_phase { PHASE_SEND, PHASE_RECV };
+
+
 
 typedef struct call {
 	rk_rpc_client_t *c;      /* owner */
@@ -256,15 +268,16 @@ static void call_cb(void *arg)
 }
 
 /* Builds and sends one call. With DONE, the call completes on nng's
- * threads and DONE gets its result. Without (a synchronous call), its aio
- * has no callback and *OUT is the started call, for the caller's thread to
- * drive with nng_aio_wait(): that saves a hop through nng's task threads
- * on every synchronous call. On error nothing was started and WHY (the
+ * threads and DONE gets its result. Without (a synchronous call), it runs
+ * on SLOT's callback-less aio and context, and *OUT is the started call,
+ * for the caller's thread to drive with nng_aio_wait(): that saves a hop
+ * through nng's task threads on every synchronous call. On error nothing was started and WHY (the
  * caller's) holds the reason. */
 static rk_status_t call_start(rk_rpc_client_t *c, const rk_rpc_method_t *m,
                               const ProtobufCMessage *request,
                               uint32_t timeout_ms, rk_rpc_done_fn done,
-                              void *arg, rk_rpc_result_t *why, call_t **out)
+                              void *arg, rk_rpc_result_t *why,
+                              sync_slot_t *slot, call_t **out)
 {
 	if (request->descriptor != m->desc->input) {
 		result_set(why, RK_INVALID_ARGUMENT,
@@ -343,10 +356,12 @@ static rk_status_t call_start(rk_rpc_client_t *c, const rk_rpc_method_t *m,
 		goto fail;
 	}
 	call->sealed = c->sealer != NULL;
-	if ((rv = nng_aio_alloc(&call->aio, done != NULL ? call_cb : NULL,
-	                        call)) != 0)
+	if (slot != NULL) {
+		call->aio = slot->aio;
+		call->ctx = slot->ctx;
+	} else if ((rv = nng_aio_alloc(&call->aio, call_cb, call)) != 0) {
 		goto nomem;
-	if ((rv = nng_ctx_open(&call->ctx, c->sock)) != 0) {
+	} else if ((rv = nng_ctx_open(&call->ctx, c->sock)) != 0) {
 		nng_aio_free(call->aio);
 		result_set(why, RK_CANCELLED, "client closed: %s",
 		           nng_strerror(rv));
@@ -385,12 +400,44 @@ rk_status_t rk_rpc_call_async(rk_rpc_client_t *c,
 	memset(&why, 0, sizeof(why));
 	if (done == NULL)
 		return RK_INVALID_ARGUMENT;
-	rk_status_t st =
-	    call_start(c, method, request, timeout_ms, done, arg, &why, NULL);
+	rk_status_t st = call_start(c, method, request, timeout_ms, done, arg,
+	                            &why, NULL, NULL);
 	if (st != RK_OK)
 		rk_debug("rpc call %s not started: %s", method->full_name,
 		         why.message);
 	return st;
+}
+
+static sync_slot_t *slot_get(rk_rpc_client_t *c)
+{
+	pthread_mutex_lock(&c->mu);
+	sync_slot_t *slot = c->idle;
+	if (slot != NULL)
+		c->idle = slot->next;
+	pthread_mutex_unlock(&c->mu);
+	if (slot != NULL)
+		return slot;
+	slot = calloc(1, sizeof(*slot));
+	if (slot == NULL)
+		return NULL;
+	if (nng_aio_alloc(&slot->aio, NULL, NULL) != 0) {
+		free(slot);
+		return NULL;
+	}
+	if (nng_ctx_open(&slot->ctx, c->sock) != 0) {
+		nng_aio_free(slot->aio);
+		free(slot);
+		return NULL;
+	}
+	return slot;
+}
+
+static void slot_put(rk_rpc_client_t *c, sync_slot_t *slot)
+{
+	pthread_mutex_lock(&c->mu);
+	slot->next = c->idle;
+	c->idle = slot;
+	pthread_mutex_unlock(&c->mu);
 }
 
 rk_status_t rk_rpc_call(rk_rpc_client_t *c, const rk_rpc_method_t *method,
@@ -398,20 +445,28 @@ rk_status_t rk_rpc_call(rk_rpc_client_t *c, const rk_rpc_method_t *method,
                         rk_rpc_result_t *res)
 {
 	memset(res, 0, sizeof(*res));
+	sync_slot_t *slot = slot_get(c);
+	if (slot == NULL) {
+		result_set(res, atomic_load(&c->closing) ? RK_CANCELLED
+		                                         : RK_RESOURCE_EXHAUSTED,
+		           "cannot start a call");
+		return res->code;
+	}
 	call_t *call = NULL;
 	rk_status_t st = call_start(c, method, request, timeout_ms, NULL, NULL,
-	                            res, &call);
-	if (st != RK_OK)
+	                            res, slot, &call);
+	if (st != RK_OK) {
+		slot_put(c, slot);
 		return st;
+	}
 	do
 		nng_aio_wait(call->aio);
 	while (!call_advance(call));
 	call->res->latency_ns = rk_clock_mono_ns() - call->start_ns;
-	nng_ctx_close(call->ctx);
-	nng_aio_free(call->aio);
 	*res = *call->res; /* the arena moves with it */
 	free(call->res);
 	free(call);
+	slot_put(c, slot);
 	call_release(c);
 	return res->code;
 }
@@ -514,6 +569,13 @@ void rk_rpc_client_free(rk_rpc_client_t *c)
 	while (c->inflight > 0)
 		pthread_cond_wait(&c->cv, &c->mu);
 	pthread_mutex_unlock(&c->mu);
+	/* Their contexts went with the socket; the aios are ours. */
+	while (c->idle != NULL) {
+		sync_slot_t *slot = c->idle;
+		c->idle = slot->next;
+		nng_aio_free(slot->aio);
+		free(slot);
+	}
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
 	free(c->url);
