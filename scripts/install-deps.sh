@@ -12,6 +12,7 @@
 #   libcmocka-dev                      unit tests
 #   liblz4-dev                         SSTable block compression
 #   curl                               tests and operators poke admin ports
+#   faketime                           idgen tests move a real process's clock
 #
 # With --fuzz, also clang and its runtime for the libFuzzer targets.
 set -euo pipefail
@@ -20,7 +21,7 @@ packages=(
   build-essential cmake pkg-config
   libnng-dev libprotobuf-c-dev protobuf-c-compiler
   libsodium-dev libyaml-dev libsystemd-dev libcmocka-dev liblz4-dev
-  curl
+  curl faketime
 )
 if [ "${1:-}" = "--fuzz" ]; then
   packages+=(clang libclang-rt-14-dev)

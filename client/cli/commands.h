@@ -15,5 +15,8 @@ typedef struct rk_cli_command {
 
 int rk_cli_keygen(int argc, char **argv);
 int rk_cli_health(int argc, char **argv);
+int rk_cli_id(int argc, char **argv);
+int rk_cli_cluster(int argc, char **argv);
+int rk_cli_ratelimit(int argc, char **argv);
 
 #endif

@@ -14,6 +14,11 @@ static const rk_cli_command_t commands[] = {
     {"keygen", "ringkv keygen [--force] FILE", rk_cli_keygen},
     {"health", "ringkv health [--key FILE] [--timeout MS] URL",
      rk_cli_health},
+    {"id", "ringkv id next [-n N] [--key FILE] URL | decode [--epoch E] ID | info URL",
+     rk_cli_id},
+    {"cluster", "ringkv cluster status [--key FILE] [--timeout MS] URL",
+     rk_cli_cluster},
+    {"ratelimit", "ringkv ratelimit check [--key FILE] [--hits N] URL DOMAIN key=value... [+ key=value...]", rk_cli_ratelimit},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

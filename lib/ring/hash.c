@@ -42,8 +42,7 @@ static uint64_t load_le64(const uint8_t *p)
 	return v;
 }
 
-static uint64_t siphash24(const uint8_t key[16], const uint8_t *in,
-                          size_t len)
+static uint64_t siphash24(const uint8_t key[16], const uint8_t *in, size_t len)
 {
 	uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
 	uint64_t v0 = 0x736f6d6570736575ULL ^ k0;

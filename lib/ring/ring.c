@@ -262,12 +262,12 @@ size_t rk_ring_node_tokens(const rk_ring_t *r, size_t i, uint64_t *out,
 
 /* State of one preference-list computation. */
 typedef struct pref_walk {
-	const rk_ring_t *r;  /* the ring */
-	uint32_t *order;     /* distinct nodes in clockwise order */
-	size_t count;        /* entries of order */
-	bool *picked;        /* per position in order: chosen as replica */
-	bool *dc_used;       /* per datacenter index: has a replica */
-	bool *rack_used;     /* per rack index: has a replica */
+	const rk_ring_t *r; /* the ring */
+	uint32_t *order;    /* distinct nodes in clockwise order */
+	size_t count;       /* entries of order */
+	bool *picked;       /* per position in order: chosen as replica */
+	bool *dc_used;      /* per datacenter index: has a replica */
+	bool *rack_used;    /* per rack index: has a replica */
 } pref_walk_t;
 
 /* Picks up to WANT replicas among the walk's nodes of datacenter DC (or
@@ -408,8 +408,7 @@ rk_status_t rk_ring_diff(const rk_ring_t *old_ring, const rk_ring_t *new_ring,
 	if (b == NULL)
 		return RK_RESOURCE_EXHAUSTED;
 	memcpy(b, old_ring->tok, old_ring->ntok * sizeof(*b));
-	memcpy(b + old_ring->ntok, new_ring->tok,
-	       new_ring->ntok * sizeof(*b));
+	memcpy(b + old_ring->ntok, new_ring->tok, new_ring->ntok * sizeof(*b));
 	qsort(b, nb, sizeof(*b), cmp_u64);
 	size_t u = 0;
 	for (size_t i = 0; i < nb; i++)

@@ -50,8 +50,8 @@
 
 /* One node as the caller describes it. */
 typedef struct rk_ring_node {
-	uint8_t id[RK_RING_ID_BYTES];     /* the node's UUID */
-	uint32_t weight;                  /* tokens = weight x vnodes; 0: none */
+	uint8_t id[RK_RING_ID_BYTES]; /* the node's UUID */
+	uint32_t weight;              /* tokens = weight x vnodes; 0: none */
 	char datacenter[RK_RING_NAME_MAX]; /* datacenter name */
 	char rack[RK_RING_NAME_MAX];       /* rack name within the datacenter */
 } rk_ring_node_t;
@@ -104,9 +104,10 @@ typedef struct rk_ring_dc_rf {
 
 /* What a preference list is asked for. */
 typedef struct rk_ring_pref_opts {
-	uint32_t n;                 /* replicas in all, when ndc == 0 */
-	const rk_ring_dc_rf_t *dcs; /* per-datacenter counts (borrowed), or NULL */
-	size_t ndc;                 /* entries of dcs; 0: use n */
+	uint32_t n; /* replicas in all, when ndc == 0 */
+	const rk_ring_dc_rf_t
+	    *dcs;   /* per-datacenter counts (borrowed), or NULL */
+	size_t ndc; /* entries of dcs; 0: use n */
 } rk_ring_pref_opts_t;
 
 /* The preference list of TOKEN: node indexes, the replicas first (in
@@ -121,12 +122,12 @@ size_t rk_ring_preference_list(const rk_ring_t *r, uint64_t token,
 
 /* One range whose owner differs between two rings. */
 typedef struct rk_ring_move {
-	uint64_t start;                     /* exclusive lower bound */
-	uint64_t end;                       /* inclusive upper bound */
-	bool had_from;                      /* false: the old ring was empty */
-	uint8_t from[RK_RING_ID_BYTES];     /* owner in the old ring */
-	bool has_to;                        /* false: the new ring is empty */
-	uint8_t to[RK_RING_ID_BYTES];       /* owner in the new ring */
+	uint64_t start;                 /* exclusive lower bound */
+	uint64_t end;                   /* inclusive upper bound */
+	bool had_from;                  /* false: the old ring was empty */
+	uint8_t from[RK_RING_ID_BYTES]; /* owner in the old ring */
+	bool has_to;                    /* false: the new ring is empty */
+	uint8_t to[RK_RING_ID_BYTES];   /* owner in the new ring */
 } rk_ring_move_t;
 
 /* Which ranges changed owner from OLD to NEW (either may be empty, neither

@@ -37,14 +37,14 @@
 static const uint8_t magic[8] = {'R', 'K', 'I', 'D', 'H', 'W', 'M', '1'};
 
 struct rk_hwm {
-	char path[PATH_MAX];      /* the mark file */
-	char tmp[PATH_MAX];       /* its temp file */
-	int dir_fd;               /* the directory, for fsync after rename */
-	int lock_fd;              /* the lock file, flock'd */
-	uint32_t dc;              /* identity written into the record */
-	uint32_t worker;          /* identity written into the record */
-	uint64_t mark;            /* last persisted */
-	uint64_t stores;          /* marks persisted since open */
+	char path[PATH_MAX]; /* the mark file */
+	char tmp[PATH_MAX];  /* its temp file */
+	int dir_fd;          /* the directory, for fsync after rename */
+	int lock_fd;         /* the lock file, flock'd */
+	uint32_t dc;         /* identity written into the record */
+	uint32_t worker;     /* identity written into the record */
+	uint64_t mark;       /* last persisted */
+	uint64_t stores;     /* marks persisted since open */
 };
 
 static uint64_t fnv1a64(const uint8_t *p, size_t n)
@@ -94,8 +94,8 @@ rk_status_t rk_hwm_decode(const uint8_t in[RK_HWM_FILE_BYTES], uint32_t *dc,
 	return RK_OK;
 }
 
-static rk_status_t fail(char *why, size_t len, rk_status_t st,
-                        const char *what, const char *path)
+static rk_status_t fail(char *why, size_t len, rk_status_t st, const char *what,
+                        const char *path)
 {
 	snprintf(why, len, "%s %s: %s", what, path, strerror(errno));
 	return st;
@@ -159,8 +159,8 @@ rk_status_t rk_hwm_open(const char *dir, uint32_t dc, uint32_t worker,
 	h->worker = worker;
 	rk_status_t st = RK_OK;
 	char lock[PATH_MAX];
-	if (snprintf(h->path, sizeof(h->path), "%s/idgen-dc%u-w%u.hwm", dir,
-	             dc, worker) >= (int)sizeof(h->path) ||
+	if (snprintf(h->path, sizeof(h->path), "%s/idgen-dc%u-w%u.hwm", dir, dc,
+	             worker) >= (int)sizeof(h->path) ||
 	    snprintf(h->tmp, sizeof(h->tmp), "%s.tmp", h->path) >=
 	        (int)sizeof(h->tmp) ||
 	    snprintf(lock, sizeof(lock), "%s/idgen-dc%u-w%u.lock", dir, dc,
@@ -198,8 +198,8 @@ rk_status_t rk_hwm_open(const char *dir, uint32_t dc, uint32_t worker,
 			         dc, worker, pid[0] ? pid : "?", dir);
 			st = RK_ALREADY_EXISTS;
 		} else {
-			st = fail(why, len, RK_UNAVAILABLE, "cannot lock",
-			          lock);
+			st =
+			    fail(why, len, RK_UNAVAILABLE, "cannot lock", lock);
 		}
 		goto fail;
 	}
@@ -221,8 +221,7 @@ fail:
 	return st;
 }
 
-rk_status_t rk_hwm_store(rk_hwm_t *h, uint64_t mark_ms, char *why,
-                         size_t len)
+rk_status_t rk_hwm_store(rk_hwm_t *h, uint64_t mark_ms, char *why, size_t len)
 {
 	if (mark_ms < h->mark)
 		mark_ms = h->mark;

@@ -40,8 +40,7 @@ rk_status_t rk_hwm_open(const char *dir, uint32_t dc, uint32_t worker,
 /* Persists MARK_MS (write temp, fsync, rename, fsync dir). A mark below
  * the stored one is kept at the stored one. RK_UNAVAILABLE with WHY on an
  * I/O error (the old mark stays in force). */
-rk_status_t rk_hwm_store(rk_hwm_t *h, uint64_t mark_ms, char *why,
-                         size_t len);
+rk_status_t rk_hwm_store(rk_hwm_t *h, uint64_t mark_ms, char *why, size_t len);
 
 /* The mark last persisted. */
 uint64_t rk_hwm_mark(const rk_hwm_t *h);

@@ -17,8 +17,6 @@ void rk_idgen_config_defaults(rk_idgen_config_t *out)
 	memset(out, 0, sizeof(*out));
 	out->epoch_ms = RK_SNOWFLAKE_DEFAULT_EPOCH_MS;
 	out->source = RK_IDGEN_WORKER_CONFIG;
-	snprintf(out->data_dir, sizeof(out->data_dir), "%s",
-	         RK_IDGEN_DEFAULT_DATA_DIR);
 	out->chunk_ms = 1000;
 	out->max_step_ms = RK_SNOWFLAKE_DEFAULT_MAX_STEP_MS;
 	out->stall_ms = RK_SNOWFLAKE_DEFAULT_STALL_MS;
@@ -29,9 +27,7 @@ int rk_idgen_parse_epoch(const char *text, uint64_t *ms)
 {
 	size_t n = strlen(text);
 	if (n > 0 && n <= 19 && strspn(text, "0123456789") == n) {
-		char *end;
-		unsigned long long v = strtoull(text, &end, 10);
-		*ms = v;
+		*ms = strtoull(text, NULL, 10);
 		return 0;
 	}
 	struct tm tm;
@@ -56,6 +52,10 @@ void rk_idgen_config_read(rk_config_t *cfg, rk_idgen_config_t *out)
 		                "expected YYYY-MM-DDTHH:MM:SSZ (UTC) or Unix "
 		                "ms, got \"%s\"",
 		                epoch);
+	else if (out->epoch_ms > 4102444800000ull) /* 2100-01-01 */
+		rk_config_error(cfg, "idgen.epoch",
+		                "expected an epoch before 2100, got \"%s\"",
+		                epoch);
 	out->datacenter_id = (uint32_t)rk_config_int(
 	    cfg, "idgen.datacenter_id", 0, 0, RK_SNOWFLAKE_MAX_DATACENTER);
 	out->worker_id = (uint32_t)rk_config_int(cfg, "idgen.worker_id", 0, 0,
@@ -67,16 +67,23 @@ void rk_idgen_config_read(rk_config_t *cfg, rk_idgen_config_t *out)
 		                "lease is not available yet (it needs the "
 		                "membership service); use config");
 	out->source = RK_IDGEN_WORKER_CONFIG;
-	const char *dir = rk_config_string(cfg, "idgen.data_dir",
-	                                   RK_IDGEN_DEFAULT_DATA_DIR);
-	if (dir[0] == '\0' ||
-	    strlen(dir) + 32 >= sizeof(out->data_dir))
+
+	/* Under systemd the unit's StateDirectory= is the natural home of
+	 * the mark; $STATE_DIRECTORY may list several, the first is ours. */
+	const char *state = getenv("STATE_DIRECTORY");
+	char def[PATH_MAX] = "";
+	if (state != NULL)
+		snprintf(def, sizeof(def), "%.*s", (int)strcspn(state, ":"),
+		         state);
+	const char *dir = rk_config_string(cfg, "idgen.data_dir", def);
+	if (strlen(dir) + 32 >= sizeof(out->data_dir))
 		rk_config_error(cfg, "idgen.data_dir",
 		                "expected a directory path shorter than %zu "
 		                "bytes",
 		                sizeof(out->data_dir) - 32);
 	else
 		snprintf(out->data_dir, sizeof(out->data_dir), "%s", dir);
+
 	out->chunk_ms = (uint32_t)rk_config_duration_ms(
 	    cfg, "idgen.high_water_chunk", 1000, 1, 3600000);
 	out->max_step_ms = (uint32_t)rk_config_duration_ms(
@@ -87,8 +94,4 @@ void rk_idgen_config_read(rk_config_t *cfg, rk_idgen_config_t *out)
 	    60000);
 	out->threads =
 	    (uint32_t)rk_config_int(cfg, "idgen.wait_threads", 2, 1, 64);
-	if (out->epoch_ms > 4102444800000ull) /* 2100-01-01 */
-		rk_config_error(cfg, "idgen.epoch",
-		                "expected an epoch before 2100, got \"%s\"",
-		                epoch);
 }

@@ -11,14 +11,14 @@
 #include "config/config.h"
 #include "worker.h"
 
-#define RK_IDGEN_DEFAULT_DATA_DIR "/var/lib/ringkv/idgen"
-
 typedef struct rk_idgen_config {
 	uint64_t epoch_ms;             /* idgen.epoch, Unix ms */
 	uint32_t datacenter_id;        /* idgen.datacenter_id, 0..31 */
 	uint32_t worker_id;            /* idgen.worker_id, 0..31 */
 	rk_idgen_worker_kind_t source; /* idgen.worker_id_source */
-	char data_dir[PATH_MAX];       /* idgen.data_dir: the mark file */
+	char data_dir[PATH_MAX];       /* idgen.data_dir, else systemd's
+	                                  $STATE_DIRECTORY; "" when neither:
+	                                  the mark is then not persisted */
 	uint32_t chunk_ms;             /* idgen.high_water_chunk */
 	uint32_t max_step_ms;          /* idgen.max_clock_step */
 	uint32_t stall_ms;             /* idgen.clock_stall_limit */

@@ -35,9 +35,9 @@ const rk_rpc_method_t *rk_idgen_method(const char *name);
 
 /* Builds the service from CFG (copied): takes the identity, opens and
  * locks the mark file, persists a first mark ahead of now. CLOCK (copied;
- * NULL: the system clock) is for tests. METRICS is borrowed (may be
- * NULL). On error WHY (LEN bytes) says what; the status is hwm.h's.
- * Caller frees with rk_idgen_service_free(). */
+ * NULL: the system clock) is for tests. METRICS is borrowed and must
+ * outlive the service. On error WHY (LEN bytes) says what; the status is
+ * hwm.h's. Caller frees with rk_idgen_service_free(). */
 rk_status_t rk_idgen_service_new(const rk_idgen_config_t *cfg,
                                  const rk_snowflake_clock_t *clock,
                                  rk_metrics_t *metrics,
@@ -45,8 +45,7 @@ rk_status_t rk_idgen_service_new(const rk_idgen_config_t *cfg,
                                  size_t len);
 
 /* Routes the four methods on SRV (before it starts). */
-rk_status_t rk_idgen_service_route(rk_idgen_service_t *s,
-                                   rk_rpc_server_t *srv);
+rk_status_t rk_idgen_service_route(rk_idgen_service_t *s, rk_rpc_server_t *srv);
 
 /* Stops taking calls that must wait, and finishes those queued (their
  * replies go out). The server must still be running or be freed later. */

@@ -1,20 +1,80 @@
 /*
  * ringkv-idgen: the Snowflake ID generator.
  *
- * For now it runs the shared service runtime (lib/service): config, the
- * cluster key, the RPC server answering Health, the admin port with
- * /healthz and /metrics, systemd notification and signals. Its own
- * methods are not served yet and answer UNIMPLEMENTED.
+ * The shared service runtime (lib/service) does config, the cluster key,
+ * the RPC server, the admin port, systemd and signals; the hooks below
+ * read the `idgen:` section, build the service (idgen_service.c) and
+ * route its methods. Settings of the idgen section change only on a
+ * restart: the identity and the clock rules are not things to switch
+ * under a running generator.
  */
+#include <stdbool.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "idgen_config.h"
+#include "idgen_service.h"
 #include "service/service.h"
 
+static rk_idgen_config_t config;    /* read at start */
+static bool config_read;            /* later reads only validate */
+static rk_idgen_service_t *service; /* freed after the runtime returns */
+
+static rk_status_t idgen_configure(rk_service_t *svc, rk_config_t *cfg)
+{
+	(void)svc;
+	rk_idgen_config_t c;
+	rk_idgen_config_read(cfg, &c);
+	if (!config_read) {
+		config = c;
+		config_read = true;
+	}
+	return RK_OK;
+}
+
+static rk_status_t idgen_start(rk_service_t *svc)
+{
+	char why[512] = "";
+	rk_status_t st = rk_idgen_service_new(
+	    &config, NULL, rk_service_metrics(svc), &service, why, sizeof(why));
+	if (st != RK_OK) {
+		rk_error("%s", why);
+		return st;
+	}
+	return rk_idgen_service_route(service, rk_service_rpc(svc));
+}
+
+static rk_status_t idgen_reload(rk_service_t *svc, rk_config_t *cfg)
+{
+	(void)svc;
+	rk_idgen_config_t c;
+	rk_idgen_config_read(cfg, &c);
+	if (memcmp(&c, &config, sizeof(c)) != 0)
+		rk_warn("reload: changes to the idgen section take effect "
+		        "only on a restart");
+	return RK_OK;
+}
+
+static void idgen_stop(rk_service_t *svc)
+{
+	(void)svc;
+	rk_idgen_service_stop(service);
+}
+
 static const rk_service_spec_t spec = {
-	.name = "idgen",
-	.default_rpc_port = 7500,
-	.default_admin_port = 8500,
+    .name = "idgen",
+    .default_rpc_port = 7500,
+    .default_admin_port = 8500,
+    .configure = idgen_configure,
+    .start = idgen_start,
+    .reload = idgen_reload,
+    .stop = idgen_stop,
 };
 
 int main(int argc, char **argv)
 {
-	return rk_service_main(argc, argv, &spec);
+	int rc = rk_service_main(argc, argv, &spec);
+	/* The RPC server is gone: no handler can run any more. */
+	rk_idgen_service_free(service);
+	return rc;
 }

@@ -20,17 +20,27 @@
  *    come back to within the step goes on;
  *  - behind by at most max_step_ms, or level with last_ms with the
  *    sequence used up: sleep until the clock reaches the ms needed. A wait
- *    that overruns what it needed by stall_ms means the clock stopped: we
- *    refuse rather than spin;
+ *    during which the wall clock does not advance at all for what it
+ *    needed plus stall_ms means the clock stopped: we refuse rather than
+ *    spin. (Any advance restarts the bound: under load other callers may
+ *    take each new ms first, and that is not a stopped clock);
  *  - otherwise take what is left of the sequence of this ms, and loop for
  *    the rest of a batch that does not fit.
- * Persisting the mark (the reserve hook, an fsync) happens only when the
- * ms issued reaches reserved_ms, once per chunk_ms of issuing.
+ * Persisting the mark (the reserve hook, an fsync) happens on the issue
+ * path only when the ms issued reaches reserved_ms; while IDs flow, the
+ * service's marker thread raises it half a chunk early
+ * (rk_snowflake_mark_wanted / _persisted), so issuers normally never
+ * wait for an fsync.
  *
- * Concurrency. The lock is held while waiting: every other caller would
- * have to wait for the same clock anyway, and holding it keeps the order.
+ * Concurrency. Every issue happens under the lock, so IDs leave in lock
+ * order; the lock is dropped while a caller sleeps for the clock and
+ * everything is re-read after, so a batch that spans a ms boundary may
+ * interleave with other callers (its IDs still increase). The lock is
+ * held across the reserve hook (an fsync, once per chunk), so that no ID
+ * at or past the old mark leaves before the new one is durable.
  * RK_SNOWFLAKE_NONBLOCK lets an RPC handler on nng's thread take the fast
- * path and hand anything that would wait to a thread that may block.
+ * path: it only tries the lock, and hands anything that would wait to a
+ * thread that may block.
  */
 #include "snowflake.h"
 
@@ -43,21 +53,23 @@
 #include <string.h>
 #include <time.h>
 
-#define TS_SHIFT  (RK_SNOWFLAKE_SEQUENCE_BITS + RK_SNOWFLAKE_WORKER_BITS + \
-                   RK_SNOWFLAKE_DATACENTER_BITS)
-#define DC_SHIFT  (RK_SNOWFLAKE_SEQUENCE_BITS + RK_SNOWFLAKE_WORKER_BITS)
-#define WK_SHIFT  RK_SNOWFLAKE_SEQUENCE_BITS
-#define TS_LIMIT  (1ull << RK_SNOWFLAKE_TIMESTAMP_BITS)
+#define TS_SHIFT                                                               \
+	(RK_SNOWFLAKE_SEQUENCE_BITS + RK_SNOWFLAKE_WORKER_BITS +               \
+	 RK_SNOWFLAKE_DATACENTER_BITS)
+#define DC_SHIFT (RK_SNOWFLAKE_SEQUENCE_BITS + RK_SNOWFLAKE_WORKER_BITS)
+#define WK_SHIFT RK_SNOWFLAKE_SEQUENCE_BITS
+#define TS_LIMIT (1ull << RK_SNOWFLAKE_TIMESTAMP_BITS)
 
 struct rk_snowflake {
-	pthread_mutex_t mu;       /* orders every issue */
-	rk_snowflake_opts_t o;    /* options, copied */
-	uint64_t last_ms;         /* Unix ms of the last ID (floor - 1 at start) */
-	uint32_t next_seq;        /* next sequence in last_ms; SEQUENCES: none */
-	uint64_t reserved_ms;     /* persisted mark: no ID at or after it yet */
-	uint64_t last_issued_ms;  /* Unix ms of the last ID issued; 0: none */
-	uint64_t behind_ms;       /* how far behind the clock was last seen */
+	pthread_mutex_t mu;    /* orders every issue */
+	rk_snowflake_opts_t o; /* options, copied */
+	uint64_t last_ms;      /* Unix ms of the last ID (floor - 1 at start) */
+	uint32_t next_seq;     /* next sequence in last_ms; SEQUENCES: none */
+	uint64_t reserved_ms;  /* persisted mark: no ID at or after it yet */
+	uint64_t last_issued_ms; /* Unix ms of the last ID issued; 0: none */
+	uint64_t behind_ms;      /* how far behind the clock was last seen */
 	rk_snowflake_clock_state_t state; /* for Info */
+	uint32_t sleepers; /* callers asleep waiting for the clock */
 };
 
 uint64_t rk_snowflake_compose(const rk_snowflake_parts_t *p)
@@ -76,8 +88,8 @@ rk_status_t rk_snowflake_decompose(uint64_t id, rk_snowflake_parts_t *out)
 	if (id >> 63)
 		return RK_INVALID_ARGUMENT;
 	out->ms_since_epoch = id >> TS_SHIFT;
-	out->datacenter = (uint32_t)(id >> DC_SHIFT) &
-	                  RK_SNOWFLAKE_MAX_DATACENTER;
+	out->datacenter =
+	    (uint32_t)(id >> DC_SHIFT) & RK_SNOWFLAKE_MAX_DATACENTER;
 	out->worker = (uint32_t)(id >> WK_SHIFT) & RK_SNOWFLAKE_MAX_WORKER;
 	out->sequence = (uint32_t)id & (RK_SNOWFLAKE_SEQUENCES - 1);
 	return RK_OK;
@@ -114,8 +126,8 @@ static void sys_sleep_us(void *arg, uint64_t us)
 	nanosleep(&ts, NULL);
 }
 
-static const rk_snowflake_clock_t system_clock = {
-    sys_wall_us, sys_mono_us, sys_sleep_us, NULL};
+static const rk_snowflake_clock_t system_clock = {sys_wall_us, sys_mono_us,
+                                                  sys_sleep_us, NULL};
 
 const rk_snowflake_clock_t *rk_snowflake_system_clock(void)
 {
@@ -174,8 +186,8 @@ static rk_status_t refuse(rk_snowflake_outcome_t *out,
 {
 	out->refusal = why;
 	out->retry_after_ms = retry_ms > UINT32_MAX ? UINT32_MAX
-	                      : retry_ms == 0      ? 1
-	                                           : (uint32_t)retry_ms;
+	                      : retry_ms == 0       ? 1
+	                                            : (uint32_t)retry_ms;
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(out->why, sizeof(out->why), fmt, ap);
@@ -232,9 +244,8 @@ static bool can_issue_now(const rk_snowflake_t *g, uint64_t now_ms,
 	return true;
 }
 
-rk_status_t rk_snowflake_next(rk_snowflake_t *g, uint32_t count,
-                              uint64_t *ids, int flags,
-                              rk_snowflake_outcome_t *out)
+rk_status_t rk_snowflake_next(rk_snowflake_t *g, uint32_t count, uint64_t *ids,
+                              int flags, rk_snowflake_outcome_t *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->contiguous = true;
@@ -249,11 +260,26 @@ rk_status_t rk_snowflake_next(rk_snowflake_t *g, uint32_t count,
 	rk_status_t st = RK_OK;
 	uint32_t issued = 0;
 	uint64_t wait_deadline = 0; /* mono µs a wait must end by; 0: none */
+	uint64_t seen_ms = 0;       /* wall ms when the deadline was set */
 
-	pthread_mutex_lock(&g->mu);
-	if (nonblock && !can_issue_now(g, c->wall_us(c->arg) / 1000, count)) {
-		pthread_mutex_unlock(&g->mu);
-		return RK_ABORTED;
+	if (nonblock) {
+		/* Never wait for the lock on a thread that must not block:
+		 * a holder may be persisting the mark (an fsync). The
+		 * ordinary critical section is well under a microsecond, so
+		 * a few tries get it unless that is so. */
+		int tries = 0;
+		while (pthread_mutex_trylock(&g->mu) != 0)
+			if (++tries == 64)
+				return RK_ABORTED;
+		/* Callers asleep for the clock go first: the fast path
+		 * must not take each new ms from under them. */
+		if (g->sleepers > 0 ||
+		    !can_issue_now(g, c->wall_us(c->arg) / 1000, count)) {
+			pthread_mutex_unlock(&g->mu);
+			return RK_ABORTED;
+		}
+	} else {
+		pthread_mutex_lock(&g->mu);
 	}
 	while (issued < count) {
 		uint64_t now_us = c->wall_us(c->arg);
@@ -286,23 +312,37 @@ rk_status_t rk_snowflake_next(rk_snowflake_t *g, uint32_t count,
 			}
 			uint64_t m = c->mono_us(c->arg);
 			uint64_t need = target * 1000 - now_us;
+			/* A clock that moved on is not stopped, even if
+			 * others took the ms it reached: start over. (Only
+			 * forward: one that keeps stepping back is.) */
+			if (wait_deadline != 0 && now_ms > seen_ms)
+				wait_deadline = 0;
 			if (wait_deadline == 0) {
+				seen_ms = now_ms;
 				wait_deadline =
 				    m + need + (uint64_t)g->o.stall_ms * 1000;
 			} else if (m >= wait_deadline) {
-				st = refuse(out, RK_SNOWFLAKE_CLOCK_STALLED,
-				            g->o.stall_ms,
-				            "the clock stopped: it did not reach "
-				            "%" PRIu64 " ms within %u ms of when "
-				            "it should have",
-				            target, g->o.stall_ms);
+				st = refuse(
+				    out, RK_SNOWFLAKE_CLOCK_STALLED,
+				    g->o.stall_ms,
+				    "the clock stopped: it did not reach "
+				    "%" PRIu64 " ms within %u ms of when "
+				    "it should have",
+				    target, g->o.stall_ms);
 				g->state = RK_SNOWFLAKE_CLOCK_REFUSING;
 				break;
 			}
 			uint64_t nap = need;
 			if (nap > wait_deadline - m)
 				nap = wait_deadline - m;
+			/* Sleep without the lock, so that Info and other
+			 * callers are not held up; the loop re-reads
+			 * everything after. */
+			g->sleepers++;
+			pthread_mutex_unlock(&g->mu);
 			c->sleep_us(c->arg, nap > 0 ? nap : 1);
+			pthread_mutex_lock(&g->mu);
+			g->sleepers--;
 			continue;
 		}
 		wait_deadline = 0;
@@ -317,12 +357,12 @@ rk_status_t rk_snowflake_next(rk_snowflake_t *g, uint32_t count,
 				st = g->o.reserve(g->o.reserve_arg, mark, why,
 				                  sizeof(why));
 				if (st != RK_OK) {
-					st = refuse(out,
-					            RK_SNOWFLAKE_RESERVE_FAILED,
-					            1000,
-					            "cannot persist the high-water "
-					            "mark: %s",
-					            why);
+					st = refuse(
+					    out, RK_SNOWFLAKE_RESERVE_FAILED,
+					    1000,
+					    "cannot persist the high-water "
+					    "mark: %s",
+					    why);
 					break;
 				}
 			}
@@ -385,5 +425,30 @@ void rk_snowflake_get_info(rk_snowflake_t *g, rk_snowflake_info_t *out)
 	out->reserved_ms = g->reserved_ms;
 	out->behind_ms = g->behind_ms;
 	out->state = g->state;
+	pthread_mutex_unlock(&g->mu);
+}
+
+bool rk_snowflake_mark_wanted(rk_snowflake_t *g, uint64_t *mark)
+{
+	const rk_snowflake_clock_t *c = &g->o.clock;
+	uint64_t now_ms = c->wall_us(c->arg) / 1000;
+	pthread_mutex_lock(&g->mu);
+	bool want = g->last_issued_ms != 0 &&
+	            g->last_issued_ms + g->o.chunk_ms / 2 >= g->reserved_ms;
+	if (want) {
+		uint64_t base =
+		    now_ms > g->last_issued_ms ? now_ms : g->last_issued_ms;
+		*mark = base + g->o.chunk_ms;
+		want = *mark > g->reserved_ms;
+	}
+	pthread_mutex_unlock(&g->mu);
+	return want;
+}
+
+void rk_snowflake_mark_persisted(rk_snowflake_t *g, uint64_t mark)
+{
+	pthread_mutex_lock(&g->mu);
+	if (mark > g->reserved_ms)
+		g->reserved_ms = mark;
 	pthread_mutex_unlock(&g->mu);
 }

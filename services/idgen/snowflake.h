@@ -32,7 +32,7 @@
 #define RK_SNOWFLAKE_SEQUENCES       4096u /* IDs per ms per worker */
 #define RK_SNOWFLAKE_MAX_BATCH       4096u /* largest count per call */
 /* 2026-01-01T00:00:00Z, Unix ms. */
-#define RK_SNOWFLAKE_DEFAULT_EPOCH_MS 1767225600000ull
+#define RK_SNOWFLAKE_DEFAULT_EPOCH_MS    1767225600000ull
 #define RK_SNOWFLAKE_DEFAULT_MAX_STEP_MS 5u
 #define RK_SNOWFLAKE_DEFAULT_STALL_MS    50u
 
@@ -56,10 +56,10 @@ uint64_t rk_snowflake_expires_at_ms(uint64_t epoch_ms);
 
 /* Where time comes from. */
 typedef struct rk_snowflake_clock {
-	uint64_t (*wall_us)(void *arg);          /* Unix µs; may jump */
-	uint64_t (*mono_us)(void *arg);          /* never goes back */
+	uint64_t (*wall_us)(void *arg);           /* Unix µs; may jump */
+	uint64_t (*mono_us)(void *arg);           /* never goes back */
 	void (*sleep_us)(void *arg, uint64_t us); /* waits about US µs */
-	void *arg;                               /* borrowed */
+	void *arg;                                /* borrowed */
 } rk_snowflake_clock_t;
 
 /* The real clocks (CLOCK_REALTIME, CLOCK_MONOTONIC, nanosleep). */
@@ -72,17 +72,17 @@ typedef rk_status_t (*rk_snowflake_reserve_fn)(void *arg, uint64_t hwm_ms,
                                                char *why, size_t len);
 
 typedef struct rk_snowflake_opts {
-	uint64_t epoch_ms;       /* Unix ms of time field 0 */
-	uint32_t datacenter_id;  /* 0..31 */
-	uint32_t worker_id;      /* 0..31 */
-	uint32_t max_step_ms;    /* backward steps up to this are waited out */
-	uint32_t stall_ms;       /* a wait that overruns what the clock needs
-	                            by this much means the clock stopped */
-	uint32_t chunk_ms;       /* the mark is raised this far past use */
-	uint64_t floor_ms;       /* no ID below this Unix ms (the persisted
-	                            mark found at start); 0: none */
-	uint64_t reserved_ms;    /* mark already persisted (>= floor_ms);
-	                            issuing at or past it calls RESERVE */
+	uint64_t epoch_ms;      /* Unix ms of time field 0 */
+	uint32_t datacenter_id; /* 0..31 */
+	uint32_t worker_id;     /* 0..31 */
+	uint32_t max_step_ms;   /* backward steps up to this are waited out */
+	uint32_t stall_ms;      /* a wait that overruns what the clock needs
+	                           by this much means the clock stopped */
+	uint32_t chunk_ms;      /* the mark is raised this far past use */
+	uint64_t floor_ms;      /* no ID below this Unix ms (the persisted
+	                           mark found at start); 0: none */
+	uint64_t reserved_ms;   /* mark already persisted (>= floor_ms);
+	                           issuing at or past it calls RESERVE */
 	rk_snowflake_clock_t clock;      /* copied; its ARG is borrowed */
 	rk_snowflake_reserve_fn reserve; /* NULL: nothing is persisted */
 	void *reserve_arg;               /* borrowed */
@@ -99,14 +99,14 @@ typedef enum rk_snowflake_refusal {
 
 /* What one issue did, besides the IDs. */
 typedef struct rk_snowflake_outcome {
-	bool contiguous;        /* ids[i] == ids[0] + i for every i */
-	bool waited_step;       /* waited out a small backward step */
-	bool waited_sequence;   /* waited for the next ms (sequence ran out) */
-	bool reserved;          /* raised the high-water mark */
+	bool contiguous;      /* ids[i] == ids[0] + i for every i */
+	bool waited_step;     /* waited out a small backward step */
+	bool waited_sequence; /* waited for the next ms (sequence ran out) */
+	bool reserved;        /* raised the high-water mark */
 	rk_snowflake_refusal_t refusal; /* why not, when not RK_OK */
-	uint64_t step_ms;       /* how far the clock was behind, if it was */
+	uint64_t step_ms;        /* how far the clock was behind, if it was */
 	uint32_t retry_after_ms; /* on refusal: when to try again */
-	char why[192];          /* on refusal: words naming the cause */
+	char why[192];           /* on refusal: words naming the cause */
 } rk_snowflake_outcome_t;
 
 /* Clock states (the values of IdgenClockState in idgen.proto). */
@@ -118,9 +118,9 @@ typedef enum rk_snowflake_clock_state {
 
 /* A snapshot for Info. */
 typedef struct rk_snowflake_info {
-	uint64_t last_issued_ms;  /* Unix ms of the last ID issued; 0: none */
-	uint64_t reserved_ms;     /* persisted high-water mark, Unix ms */
-	uint64_t behind_ms;       /* how far the clock is behind now, if it is */
+	uint64_t last_issued_ms; /* Unix ms of the last ID issued; 0: none */
+	uint64_t reserved_ms;    /* persisted high-water mark, Unix ms */
+	uint64_t behind_ms;      /* how far the clock is behind now, if it is */
 	rk_snowflake_clock_state_t state; /* as of the last issue or probe */
 } rk_snowflake_info_t;
 
@@ -144,16 +144,23 @@ void rk_snowflake_free(rk_snowflake_t *g);
  * before the refusal within this call are discarded, never reissued);
  * RK_ABORTED under RK_SNOWFLAKE_NONBLOCK when it would block. OUT may not
  * be NULL. */
-rk_status_t rk_snowflake_next(rk_snowflake_t *g, uint32_t count,
-                              uint64_t *ids, int flags,
-                              rk_snowflake_outcome_t *out);
+rk_status_t rk_snowflake_next(rk_snowflake_t *g, uint32_t count, uint64_t *ids,
+                              int flags, rk_snowflake_outcome_t *out);
 
 /* What a NextId would meet now, without issuing: RK_OK, or RK_UNAVAILABLE
  * with OUT filled as a refusal would be. Updates the clock state. */
-rk_status_t rk_snowflake_probe(rk_snowflake_t *g,
-                               rk_snowflake_outcome_t *out);
+rk_status_t rk_snowflake_probe(rk_snowflake_t *g, rk_snowflake_outcome_t *out);
 
 void rk_snowflake_get_info(rk_snowflake_t *g, rk_snowflake_info_t *out);
+
+/* Raising the mark ahead of time, off the issue path. While IDs are being
+ * issued within half a chunk of the persisted mark, mark_wanted() returns
+ * true with *MARK the mark to persist next (a chunk past the later of the
+ * clock and the last ID); a thread persists it and reports it with
+ * mark_persisted(), which only ever raises the mark. Issuers then find the
+ * mark ahead and never wait for an fsync. */
+bool rk_snowflake_mark_wanted(rk_snowflake_t *g, uint64_t *mark);
+void rk_snowflake_mark_persisted(rk_snowflake_t *g, uint64_t mark);
 
 /* The options it runs with (borrowed from G). */
 const rk_snowflake_opts_t *rk_snowflake_opts(const rk_snowflake_t *g);

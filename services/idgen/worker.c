@@ -30,13 +30,14 @@ static void static_release(void *impl)
 	(void)impl;
 }
 
-static const rk_idgen_worker_ops_t static_ops = {
-    static_acquire, static_held, static_release};
+static const rk_idgen_worker_ops_t static_ops = {static_acquire, static_held,
+                                                 static_release};
 
 rk_status_t rk_idgen_worker_static(uint32_t dc, uint32_t worker,
                                    rk_idgen_worker_t *out)
 {
-	if (dc > RK_SNOWFLAKE_MAX_DATACENTER || worker > RK_SNOWFLAKE_MAX_WORKER)
+	if (dc > RK_SNOWFLAKE_MAX_DATACENTER ||
+	    worker > RK_SNOWFLAKE_MAX_WORKER)
 		return RK_INVALID_ARGUMENT;
 	out->kind = RK_IDGEN_WORKER_CONFIG;
 	out->ops = &static_ops;
@@ -47,8 +48,7 @@ rk_status_t rk_idgen_worker_static(uint32_t dc, uint32_t worker,
 	return RK_OK;
 }
 
-rk_status_t rk_idgen_worker_acquire(rk_idgen_worker_t *w, char *why,
-                                    size_t len)
+rk_status_t rk_idgen_worker_acquire(rk_idgen_worker_t *w, char *why, size_t len)
 {
 	rk_idgen_identity_t id;
 	rk_status_t st = w->ops->acquire(w->impl, &id, why, len);

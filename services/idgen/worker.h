@@ -14,7 +14,9 @@
  * the service asks before every issue whether it still is; a source that
  * cannot renew stops answering `held`, and the service refuses to issue.
  *
- * A rk_idgen_worker_t is plain data; the static source holds no memory.
+ * A rk_idgen_worker_t is plain data; the static source holds no memory,
+ * but its impl points into the struct itself: make it in place and do
+ * not copy it afterwards.
  */
 #ifndef RK_IDGEN_WORKER_H
 #define RK_IDGEN_WORKER_H
@@ -39,8 +41,8 @@ typedef struct rk_idgen_identity {
 /* What a source of identities does. */
 typedef struct rk_idgen_worker_ops {
 	/* Obtains an identity into OUT; WHY (LEN bytes) on failure. */
-	rk_status_t (*acquire)(void *impl, rk_idgen_identity_t *out,
-	                       char *why, size_t len);
+	rk_status_t (*acquire)(void *impl, rk_idgen_identity_t *out, char *why,
+	                       size_t len);
 	/* Whether the identity may still issue at NOW_MS (Unix);
 	 * *EXPIRES_AT_MS receives when it stops (0: never). */
 	bool (*held)(void *impl, uint64_t now_ms, uint64_t *expires_at_ms);
@@ -49,11 +51,11 @@ typedef struct rk_idgen_worker_ops {
 } rk_idgen_worker_ops_t;
 
 typedef struct rk_idgen_worker {
-	rk_idgen_worker_kind_t kind;       /* config or lease */
-	const rk_idgen_worker_ops_t *ops;  /* static */
-	void *impl;                        /* the source's state; for the
-	                                      static source, &identity */
-	rk_idgen_identity_t identity;      /* valid after acquire */
+	rk_idgen_worker_kind_t kind;      /* config or lease */
+	const rk_idgen_worker_ops_t *ops; /* static */
+	void *impl;                       /* the source's state; for the
+	                                     static source, &identity */
+	rk_idgen_identity_t identity;     /* valid after acquire */
 } rk_idgen_worker_t;
 
 /* A static source of (DC, WORKER). RK_INVALID_ARGUMENT if out of range. */

@@ -30,8 +30,10 @@
  *
  * Forgetting: left and down entries are dropped forget_ms after they got
  * that state here, and their (UUID, generation, incarnation) is kept for
- * another forget_ms, so slower peers' gossip cannot bring them back; a new
- * generation or incarnation of the member still gets in.
+ * another forget_ms, so slower peers' gossip cannot bring them back as
+ * suspects; an entry never seen before is not taken in at all when it
+ * arrives down or left. A new generation or incarnation of the member
+ * still gets in.
  */
 #include "table.h"
 
@@ -300,8 +302,8 @@ static rk_ms_member_t *append(rk_ms_table_t *t)
 	return &t->m[t->n++];
 }
 
-static bool merge_one(rk_ms_table_t *t, const rk_ms_member_t *in,
-                      uint64_t now, uint64_t wall)
+static bool merge_one(rk_ms_table_t *t, const rk_ms_member_t *in, uint64_t now,
+                      uint64_t wall)
 {
 	if (memcmp(in->id, t->m[0].id, RK_MS_ID_BYTES) == 0) {
 		merge_self(t, in);
@@ -309,7 +311,13 @@ static bool merge_one(rk_ms_table_t *t, const rk_ms_member_t *in,
 	}
 	rk_ms_member_t *m = rk_ms_table_find(t, in->id);
 	if (m == NULL || in->generation > m->generation) {
-		if (m == NULL && is_forgotten(t, in))
+		/* A member first heard of as down or left is not taken in:
+		 * there is nothing to learn about it, and a forgotten entry
+		 * gossiped back by a slower peer would otherwise come
+		 * back to life here, and from here to them. */
+		if (m == NULL &&
+		    (is_forgotten(t, in) || in->state == RK_MS_DOWN ||
+		     in->state == RK_MS_LEFT))
 			return false;
 		if (m == NULL && (m = append(t)) == NULL)
 			return false;
@@ -366,8 +374,8 @@ static bool merge_one(rk_ms_table_t *t, const rk_ms_member_t *in,
 	return false;
 }
 
-size_t rk_ms_table_merge(rk_ms_table_t *t, const rk_ms_member_t *in,
-                         size_t n, uint64_t now, uint64_t wall)
+size_t rk_ms_table_merge(rk_ms_table_t *t, const rk_ms_member_t *in, size_t n,
+                         uint64_t now, uint64_t wall)
 {
 	size_t changed = 0;
 	for (size_t i = 0; i < n; i++)
@@ -433,6 +441,8 @@ size_t rk_ms_table_tick(rk_ms_table_t *t, uint64_t now, uint64_t wall,
 			}
 			continue;
 		}
+		if (rk_ms_table_vouches(t, m))
+			continue; /* its liveness is ours to tell */
 		if (!t->caught_up || now - m->rise_mono <= t->timing.suspect_ms)
 			continue;
 		add_accuser(m, self->id, RK_MS_ACCUSE_STALLED, wall);
@@ -452,8 +462,8 @@ size_t rk_ms_table_tick(rk_ms_table_t *t, uint64_t now, uint64_t wall,
 }
 
 rk_status_t rk_ms_table_accuse(rk_ms_table_t *t, const uint8_t *target,
-                               const uint8_t *accuser, int source,
-                               uint64_t now, uint64_t wall)
+                               const uint8_t *accuser, int source, uint64_t now,
+                               uint64_t wall)
 {
 	rk_ms_member_t *m = rk_ms_table_find(t, target);
 	if (m == NULL)
@@ -503,15 +513,6 @@ rk_status_t rk_ms_table_remove(rk_ms_table_t *t, const uint8_t *id,
 	return RK_NOT_FOUND;
 }
 
-static const rk_ms_table_t *sort_table;
-
-static int cmp_index(const void *a, const void *b)
-{
-	size_t x = *(const size_t *)a, y = *(const size_t *)b;
-	return memcmp(sort_table->m[x].id, sort_table->m[y].id,
-	              RK_MS_ID_BYTES);
-}
-
 void rk_ms_table_digest(const rk_ms_table_t *t, uint8_t out[16])
 {
 	size_t idx[RK_MS_MAX_MEMBERS];
@@ -519,9 +520,17 @@ void rk_ms_table_digest(const rk_ms_table_t *t, uint8_t out[16])
 	for (size_t i = 0; i < t->n; i++)
 		if (t->m[i].state != RK_MS_LEFT)
 			idx[k++] = i;
-	/* Callers hold the agent's lock, so the static is not shared. */
-	sort_table = t;
-	qsort(idx, k, sizeof(idx[0]), cmp_index);
+	/* Insertion sort by UUID: tables are small and this needs no
+	 * comparison context. */
+	for (size_t i = 1; i < k; i++) {
+		size_t v = idx[i], j = i;
+		while (j > 0 && memcmp(t->m[idx[j - 1]].id, t->m[v].id,
+		                       RK_MS_ID_BYTES) > 0) {
+			idx[j] = idx[j - 1];
+			j--;
+		}
+		idx[j] = v;
+	}
 	crypto_generichash_state st;
 	crypto_generichash_init(&st, NULL, 0, 16);
 	for (size_t i = 0; i < k; i++) {
@@ -529,7 +538,8 @@ void rk_ms_table_digest(const rk_ms_table_t *t, uint8_t out[16])
 		uint8_t fixed[RK_MS_ID_BYTES + 8];
 		memcpy(fixed, m->id, RK_MS_ID_BYTES);
 		for (int b = 0; b < 4; b++) {
-			fixed[RK_MS_ID_BYTES + b] = (uint8_t)(m->role >> (8 * b));
+			fixed[RK_MS_ID_BYTES + b] =
+			    (uint8_t)(m->role >> (8 * b));
 			fixed[RK_MS_ID_BYTES + 4 + b] =
 			    (uint8_t)(m->weight >> (8 * b));
 		}
@@ -540,4 +550,49 @@ void rk_ms_table_digest(const rk_ms_table_t *t, uint8_t out[16])
 		                          strlen(m->rack) + 1);
 	}
 	crypto_generichash_final(&st, out, 16);
+}
+
+bool rk_ms_table_vouches(const rk_ms_table_t *t, const rk_ms_member_t *m)
+{
+	return m != &t->m[0] && m->has_agent &&
+	       memcmp(m->agent_id, t->m[0].id, RK_MS_ID_BYTES) == 0;
+}
+
+rk_status_t rk_ms_table_vouch(rk_ms_table_t *t, const uint8_t *id, bool healthy,
+                              uint64_t now, uint64_t wall)
+{
+	rk_ms_member_t *m = rk_ms_table_find(t, id);
+	if (m == NULL)
+		return RK_NOT_FOUND;
+	if (!rk_ms_table_vouches(t, m))
+		return RK_FAILED_PRECONDITION;
+	if (!healthy || m->state == RK_MS_LEFT)
+		return RK_OK;
+	m->heartbeat++;
+	m->rise_mono = now;
+	if (m->state != RK_MS_ALIVE) {
+		/* Refute on its behalf, as for ourselves. */
+		m->incarnation++;
+		set_state(t, m, RK_MS_ALIVE, now, wall);
+	}
+	return RK_OK;
+}
+
+rk_status_t rk_ms_table_leave_member(rk_ms_table_t *t, const uint8_t *id,
+                                     uint64_t now, uint64_t wall)
+{
+	rk_ms_member_t *m = rk_ms_table_find(t, id);
+	if (m == NULL)
+		return RK_NOT_FOUND;
+	if (m == &t->m[0]) {
+		rk_ms_table_leave_self(t, false, now, wall);
+		return RK_OK;
+	}
+	if (!rk_ms_table_vouches(t, m))
+		return RK_FAILED_PRECONDITION;
+	if (m->state != RK_MS_LEFT) {
+		m->incarnation++;
+		set_state(t, m, RK_MS_LEFT, now, wall);
+	}
+	return RK_OK;
 }

@@ -47,34 +47,35 @@ typedef struct rk_ms_accuser {
 
 /* One entry of the table. */
 typedef struct rk_ms_member {
-	uint8_t id[RK_MS_ID_BYTES];        /* the member's UUID */
-	uint64_t generation;               /* raised at every restart */
-	int role;                          /* ringkv.v1.ServiceId value */
-	char rpc_url[RK_MS_URL_MAX];       /* its RPC endpoint, "" if none */
-	char events_url[RK_MS_URL_MAX];    /* its events endpoint, "" if none */
-	char datacenter[RK_MS_NAME_MAX];   /* placement */
-	char rack[RK_MS_NAME_MAX];         /* placement */
-	char name[RK_MS_NAME_MAX];         /* human name, not identity */
-	char version[RK_MS_NAME_MAX];      /* software version */
-	uint32_t weight;                   /* ring weight */
-	int state;                         /* RK_MS_ALIVE ... RK_MS_LEFT */
-	uint64_t heartbeat;                /* raised by its agent each round */
-	uint64_t incarnation;              /* raised to refute suspicion */
+	uint8_t id[RK_MS_ID_BYTES];      /* the member's UUID */
+	uint64_t generation;             /* raised at every restart */
+	int role;                        /* ringkv.v1.ServiceId value */
+	char rpc_url[RK_MS_URL_MAX];     /* its RPC endpoint, "" if none */
+	char events_url[RK_MS_URL_MAX];  /* its events endpoint, "" if none */
+	char datacenter[RK_MS_NAME_MAX]; /* placement */
+	char rack[RK_MS_NAME_MAX];       /* placement */
+	char name[RK_MS_NAME_MAX];       /* human name, not identity */
+	char version[RK_MS_NAME_MAX];    /* software version */
+	uint32_t weight;                 /* ring weight */
+	int state;                       /* RK_MS_ALIVE ... RK_MS_LEFT */
+	uint64_t heartbeat;              /* raised by its agent each round */
+	uint64_t incarnation;            /* raised to refute suspicion */
 	rk_ms_accuser_t accusers[RK_MS_MAX_ACCUSERS]; /* who suspects it */
-	size_t naccusers;                  /* entries of accusers */
-	uint64_t state_since_ms;           /* wall ms of the last state change */
-	bool has_agent;                    /* agent_id is set */
-	uint8_t agent_id[RK_MS_ID_BYTES];  /* the agent vouching for it */
+	size_t naccusers;                             /* entries of accusers */
+	uint64_t state_since_ms;          /* wall ms of the last state change */
+	bool has_agent;                   /* agent_id is set */
+	uint8_t agent_id[RK_MS_ID_BYTES]; /* the agent vouching for it */
 	/* Local view, never gossiped: */
-	uint64_t rise_mono;   /* monotonic ms its heartbeat last rose */
-	uint64_t state_mono;  /* monotonic ms of the last state change here */
+	uint64_t rise_mono;  /* monotonic ms its heartbeat last rose */
+	uint64_t state_mono; /* monotonic ms of the last state change here */
 } rk_ms_member_t;
 
 /* Timings of failure detection, in ms. */
 typedef struct rk_ms_timing {
-	uint64_t suspect_ms;   /* no heartbeat rise for this long: suspect */
-	uint64_t isolated_ms;  /* heard from no one for this long: not caught up */
-	uint64_t forget_ms;    /* left or down for this long: forgotten */
+	uint64_t suspect_ms; /* no heartbeat rise for this long: suspect */
+	uint64_t
+	    isolated_ms;    /* heard from no one for this long: not caught up */
+	uint64_t forget_ms; /* left or down for this long: forgotten */
 } rk_ms_timing_t;
 
 /* What kind of change a callback reports: MembershipEventKind values. */
@@ -86,8 +87,8 @@ enum {
 
 /* Called for every change but heartbeats, after the table changed, with
  * the entry (borrowed for the call; for REMOVED the entry as it was). */
-typedef void (*rk_ms_change_fn)(void *arg, int kind,
-                                const rk_ms_member_t *m, uint64_t version);
+typedef void (*rk_ms_change_fn)(void *arg, int kind, const rk_ms_member_t *m,
+                                uint64_t version);
 
 /* A forgotten entry, kept so gossip from slower peers does not bring it
  * back. */
@@ -99,21 +100,21 @@ typedef struct rk_ms_forgotten {
 } rk_ms_forgotten_t;
 
 typedef struct rk_ms_table {
-	rk_ms_member_t *m;        /* the entries; m[0] is this agent */
-	size_t n;                 /* entries in use */
-	size_t cap;               /* entries allocated */
-	rk_ms_forgotten_t *gone;  /* forgotten entries still remembered */
-	size_t ngone;             /* entries of gone */
-	size_t capgone;           /* allocated */
-	rk_ms_timing_t timing;    /* failure detection settings */
-	uint64_t version;         /* raised on every change but heartbeats */
-	uint64_t heard_mono;      /* last exchange with any other agent */
-	bool caught_up;           /* heard recently: may convict */
-	bool leaving;             /* this agent left on purpose */
-	bool healthy;             /* the local service answers its check */
-	uint64_t refutations;     /* times this agent refuted a suspicion */
+	rk_ms_member_t *m;         /* the entries; m[0] is this agent */
+	size_t n;                  /* entries in use */
+	size_t cap;                /* entries allocated */
+	rk_ms_forgotten_t *gone;   /* forgotten entries still remembered */
+	size_t ngone;              /* entries of gone */
+	size_t capgone;            /* allocated */
+	rk_ms_timing_t timing;     /* failure detection settings */
+	uint64_t version;          /* raised on every change but heartbeats */
+	uint64_t heard_mono;       /* last exchange with any other agent */
+	bool caught_up;            /* heard recently: may convict */
+	bool leaving;              /* this agent left on purpose */
+	bool healthy;              /* the local service answers its check */
+	uint64_t refutations;      /* times this agent refuted a suspicion */
 	rk_ms_change_fn on_change; /* may be NULL */
-	void *change_arg;         /* for on_change */
+	void *change_arg;          /* for on_change */
 } rk_ms_table_t;
 
 /* Starts a table holding SELF (copied; its state becomes ALIVE). NOW is
@@ -131,8 +132,8 @@ rk_ms_member_t *rk_ms_table_find(rk_ms_table_t *t, const uint8_t *id);
 /* Merges entries received from another agent (validated already: see
  * rk_ms_member_check). Returns how many entries changed other than by a
  * heartbeat. NOW is monotonic ms, WALL wall ms. */
-size_t rk_ms_table_merge(rk_ms_table_t *t, const rk_ms_member_t *in,
-                         size_t n, uint64_t now, uint64_t wall);
+size_t rk_ms_table_merge(rk_ms_table_t *t, const rk_ms_member_t *in, size_t n,
+                         uint64_t now, uint64_t wall);
 
 /* Records an exchange with another agent at NOW. After a silence longer
  * than isolated_ms, every other member's heartbeat clock restarts: what
@@ -152,8 +153,8 @@ size_t rk_ms_table_tick(rk_ms_table_t *t, uint64_t now, uint64_t wall,
  * reach it), and convicts when that makes two sources. RK_NOT_FOUND for
  * an unknown target, RK_FAILED_PRECONDITION if it is not suspect. */
 rk_status_t rk_ms_table_accuse(rk_ms_table_t *t, const uint8_t *target,
-                               const uint8_t *accuser, int source,
-                               uint64_t now, uint64_t wall);
+                               const uint8_t *accuser, int source, uint64_t now,
+                               uint64_t wall);
 
 /* Evidence TARGET is alive (an indirect probe reached it): its heartbeat
  * as the target reported it, at (GENERATION, INCARNATION). */
@@ -165,6 +166,23 @@ void rk_ms_table_alive_evidence(rk_ms_table_t *t, const uint8_t *target,
  * comes back (ALIVE, incarnation raised). */
 void rk_ms_table_leave_self(rk_ms_table_t *t, bool join, uint64_t now,
                             uint64_t wall);
+
+/* Members registered through this agent (Join, agent_node_id = this
+ * agent) are vouched for by it: it raises their heartbeat while their own
+ * Health check answers (HEALTHY), refutes suspicion on their behalf, and
+ * never suspects them itself. True if this agent vouches for M. */
+bool rk_ms_table_vouches(const rk_ms_table_t *t, const rk_ms_member_t *m);
+
+/* One round's Health result for vouched member ID. RK_NOT_FOUND, or
+ * RK_FAILED_PRECONDITION when this agent does not vouch for it. */
+rk_status_t rk_ms_table_vouch(rk_ms_table_t *t, const uint8_t *id, bool healthy,
+                              uint64_t now, uint64_t wall);
+
+/* Graceful leave of ID: this agent, or a member it vouches for (state LEFT
+ * at a higher incarnation). RK_NOT_FOUND, or RK_FAILED_PRECONDITION for a
+ * member another agent vouches for. */
+rk_status_t rk_ms_table_leave_member(rk_ms_table_t *t, const uint8_t *id,
+                                     uint64_t now, uint64_t wall);
 
 /* Forgets ID now (operator removal). RK_NOT_FOUND, or
  * RK_FAILED_PRECONDITION for an alive or suspect member or for self. */

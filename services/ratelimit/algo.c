@@ -13,11 +13,13 @@ rk_status_t rk_rl_apply(rk_rl_state_t *s, const rk_rl_params_t *p,
 {
 	switch (p->algorithm) {
 	case RK_RL_SLIDING_WINDOW:
-		return rk_rl_sliding_window_apply(s, p, now_ms, hits, commit, v);
+		return rk_rl_sliding_window_apply(s, p, now_ms, hits, commit,
+		                                  v);
 	case RK_RL_TOKEN_BUCKET:
 		return rk_rl_token_bucket_apply(s, p, now_ms, hits, commit, v);
 	case RK_RL_LEAKING_BUCKET:
-		return rk_rl_leaking_bucket_apply(s, p, now_ms, hits, commit, v);
+		return rk_rl_leaking_bucket_apply(s, p, now_ms, hits, commit,
+		                                  v);
 	case RK_RL_FIXED_WINDOW:
 		return rk_rl_fixed_window_apply(s, p, now_ms, hits, commit, v);
 	case RK_RL_SLIDING_LOG:

@@ -50,10 +50,10 @@ typedef enum rk_rl_algorithm {
 
 /* What one limit allows. */
 typedef struct rk_rl_params {
-	uint64_t limit;      /* requests per unit, 1..RK_RL_MAX_LIMIT */
-	uint64_t unit_ms;    /* 1000, 60000, 3600000 or 86400000 */
-	uint64_t burst;      /* buckets: size, 1..RK_RL_MAX_LIMIT; else = limit */
-	uint32_t max_log;    /* sliding log: most entries kept per key */
+	uint64_t limit;   /* requests per unit, 1..RK_RL_MAX_LIMIT */
+	uint64_t unit_ms; /* 1000, 60000, 3600000 or 86400000 */
+	uint64_t burst;   /* buckets: size, 1..RK_RL_MAX_LIMIT; else = limit */
+	uint32_t max_log; /* sliding log: most entries kept per key */
 	rk_rl_algorithm_t algorithm; /* which algorithm counts */
 } rk_rl_params_t;
 
@@ -65,11 +65,11 @@ typedef struct rk_rl_log_entry {
 
 /* A sliding log: a ring of entries, oldest at head, in one heap block. */
 typedef struct rk_rl_log {
-	uint64_t newest_ms; /* arrival of the newest entry, full unix ms */
-	uint32_t head;      /* index of the oldest entry */
-	uint32_t len;       /* entries in use */
-	uint32_t cap;       /* entries allocated */
-	uint32_t total;     /* sum of n over the entries in use */
+	uint64_t newest_ms;    /* arrival of the newest entry, full unix ms */
+	uint32_t head;         /* index of the oldest entry */
+	uint32_t len;          /* entries in use */
+	uint32_t cap;          /* entries allocated */
+	uint32_t total;        /* sum of n over the entries in use */
 	rk_rl_log_entry_t e[]; /* cap entries */
 } rk_rl_log_t;
 
@@ -85,11 +85,12 @@ typedef union rk_rl_state {
 		uint64_t count;  /* hits counted in it */
 	} fw;                    /* fixed window */
 	struct {
-		uint64_t debt;    /* tokens taken and not yet refilled, x unit_ms */
+		uint64_t
+		    debt; /* tokens taken and not yet refilled, x unit_ms */
 		uint64_t last_ms; /* when debt was last brought up to date */
 	} tb;                     /* token bucket */
 	struct {
-		uint64_t level;   /* queued hits not yet leaked out, x unit_ms */
+		uint64_t level; /* queued hits not yet leaked out, x unit_ms */
 		uint64_t last_ms; /* when level was last brought up to date */
 	} lb;                     /* leaking bucket */
 	struct {
@@ -127,24 +128,22 @@ const char *rk_rl_algorithm_name(rk_rl_algorithm_t algorithm);
 
 /* The algorithms, one per file (same contract as rk_rl_apply). */
 rk_status_t rk_rl_sliding_window_apply(rk_rl_state_t *s,
-                                       const rk_rl_params_t *p,
-                                       uint64_t now_ms, uint64_t hits,
-                                       bool commit, rk_rl_verdict_t *v);
-rk_status_t rk_rl_token_bucket_apply(rk_rl_state_t *s,
-                                     const rk_rl_params_t *p, uint64_t now_ms,
-                                     uint64_t hits, bool commit,
-                                     rk_rl_verdict_t *v);
+                                       const rk_rl_params_t *p, uint64_t now_ms,
+                                       uint64_t hits, bool commit,
+                                       rk_rl_verdict_t *v);
+rk_status_t rk_rl_token_bucket_apply(rk_rl_state_t *s, const rk_rl_params_t *p,
+                                     uint64_t now_ms, uint64_t hits,
+                                     bool commit, rk_rl_verdict_t *v);
 rk_status_t rk_rl_leaking_bucket_apply(rk_rl_state_t *s,
-                                       const rk_rl_params_t *p,
-                                       uint64_t now_ms, uint64_t hits,
-                                       bool commit, rk_rl_verdict_t *v);
-rk_status_t rk_rl_fixed_window_apply(rk_rl_state_t *s,
-                                     const rk_rl_params_t *p, uint64_t now_ms,
-                                     uint64_t hits, bool commit,
-                                     rk_rl_verdict_t *v);
+                                       const rk_rl_params_t *p, uint64_t now_ms,
+                                       uint64_t hits, bool commit,
+                                       rk_rl_verdict_t *v);
+rk_status_t rk_rl_fixed_window_apply(rk_rl_state_t *s, const rk_rl_params_t *p,
+                                     uint64_t now_ms, uint64_t hits,
+                                     bool commit, rk_rl_verdict_t *v);
 rk_status_t rk_rl_sliding_log_apply(rk_rl_state_t *s, const rk_rl_params_t *p,
-                                    uint64_t now_ms, uint64_t hits,
-                                    bool commit, rk_rl_verdict_t *v);
+                                    uint64_t now_ms, uint64_t hits, bool commit,
+                                    rk_rl_verdict_t *v);
 
 /* ceil(a / b) for b > 0. */
 static inline uint64_t rk_rl_div_up(uint64_t a, uint64_t b)

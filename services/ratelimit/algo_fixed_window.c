@@ -23,10 +23,9 @@
 
 #include <string.h>
 
-rk_status_t rk_rl_fixed_window_apply(rk_rl_state_t *s,
-                                     const rk_rl_params_t *p, uint64_t now_ms,
-                                     uint64_t hits, bool commit,
-                                     rk_rl_verdict_t *v)
+rk_status_t rk_rl_fixed_window_apply(rk_rl_state_t *s, const rk_rl_params_t *p,
+                                     uint64_t now_ms, uint64_t hits,
+                                     bool commit, rk_rl_verdict_t *v)
 {
 	const uint64_t u = p->unit_ms, lim = p->limit;
 	uint64_t idx = now_ms / u;

@@ -29,9 +29,9 @@
 #include <string.h>
 
 rk_status_t rk_rl_leaking_bucket_apply(rk_rl_state_t *s,
-                                       const rk_rl_params_t *p,
-                                       uint64_t now_ms, uint64_t hits,
-                                       bool commit, rk_rl_verdict_t *v)
+                                       const rk_rl_params_t *p, uint64_t now_ms,
+                                       uint64_t hits, bool commit,
+                                       rk_rl_verdict_t *v)
 {
 	const uint64_t u = p->unit_ms, rate = p->limit; /* level units per ms */
 	const uint64_t cap = p->burst * u;

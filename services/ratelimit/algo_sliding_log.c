@@ -84,8 +84,8 @@ static bool reserve(rk_rl_log_t **logp, uint32_t bound)
 }
 
 rk_status_t rk_rl_sliding_log_apply(rk_rl_state_t *s, const rk_rl_params_t *p,
-                                    uint64_t now_ms, uint64_t hits,
-                                    bool commit, rk_rl_verdict_t *v)
+                                    uint64_t now_ms, uint64_t hits, bool commit,
+                                    rk_rl_verdict_t *v)
 {
 	const uint64_t u = p->unit_ms, lim = p->limit;
 	rk_rl_log_t *log = s->log.p;
@@ -136,7 +136,8 @@ rk_status_t rk_rl_sliding_log_apply(rk_rl_state_t *s, const rk_rl_params_t *p,
 	/* Refused: wait until enough of the oldest entries age out. */
 	uint64_t freed = 0;
 	for (uint32_t i = 0; i < log->len; i++) {
-		const rk_rl_log_entry_t *e = &log->e[(log->head + i) % log->cap];
+		const rk_rl_log_entry_t *e =
+		    &log->e[(log->head + i) % log->cap];
 		freed += e->n;
 		if (total - freed + hits <= lim) {
 			v->retry_after_ms = entry_ms(log, e) + u - now;

@@ -64,9 +64,9 @@ static uint64_t first_fit(uint64_t prev, uint64_t u, uint64_t room)
 }
 
 rk_status_t rk_rl_sliding_window_apply(rk_rl_state_t *s,
-                                       const rk_rl_params_t *p,
-                                       uint64_t now_ms, uint64_t hits,
-                                       bool commit, rk_rl_verdict_t *v)
+                                       const rk_rl_params_t *p, uint64_t now_ms,
+                                       uint64_t hits, bool commit,
+                                       rk_rl_verdict_t *v)
 {
 	const uint64_t u = p->unit_ms, lim = p->limit;
 	uint64_t e = roll(s, u, now_ms);
@@ -92,8 +92,8 @@ rk_status_t rk_rl_sliding_window_apply(rk_rl_state_t *s,
 		return RK_OK;
 	/* Refused: when would HITS fit if nothing else arrived? */
 	if (s->sw.cur + hits <= lim) {
-		uint64_t at = first_fit(s->sw.prev, u,
-		                        (lim - s->sw.cur - hits) * u);
+		uint64_t at =
+		    first_fit(s->sw.prev, u, (lim - s->sw.cur - hits) * u);
 		if (at < u) {
 			v->retry_after_ms = at - e;
 			return RK_OK;

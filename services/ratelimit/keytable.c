@@ -27,38 +27,37 @@
 
 typedef struct shard {
 	_Alignas(64) pthread_mutex_t lock; /* guards everything below */
-	rk_rl_entry_t *e;       /* cap entries */
-	uint32_t *bucket;       /* chain heads, index + 1 */
-	uint32_t mask;          /* buckets - 1 */
-	uint32_t cap;           /* entries allocated */
-	uint32_t hwm;           /* entries ever handed out (never-used above) */
-	uint32_t free_head;     /* free list through next, index + 1 */
-	uint32_t live;          /* entries in use */
-	uint32_t lru_head;      /* most recently used, index + 1 */
-	uint32_t lru_tail;      /* least recently used, index + 1 */
-	uint32_t stamp;         /* current locked section, 1..2^24-1 */
-	uint64_t log_bytes;     /* sliding-log rings of live entries */
-	uint64_t log_budget;    /* most log_bytes kept */
-	uint64_t evicted_idle;  /* see rk_rl_table_stats_t */
+	rk_rl_entry_t *e;                  /* cap entries */
+	uint32_t *bucket;                  /* chain heads, index + 1 */
+	uint32_t mask;                     /* buckets - 1 */
+	uint32_t cap;                      /* entries allocated */
+	uint32_t hwm;          /* entries ever handed out (never-used above) */
+	uint32_t free_head;    /* free list through next, index + 1 */
+	uint32_t live;         /* entries in use */
+	uint32_t lru_head;     /* most recently used, index + 1 */
+	uint32_t lru_tail;     /* least recently used, index + 1 */
+	uint32_t stamp;        /* current locked section, 1..2^24-1 */
+	uint64_t log_bytes;    /* sliding-log rings of live entries */
+	uint64_t log_budget;   /* most log_bytes kept */
+	uint64_t evicted_idle; /* see rk_rl_table_stats_t */
 	uint64_t evicted_live;
 	uint64_t insert_failed;
 } shard_t;
 
 struct rk_rl_table {
 	uint8_t key[crypto_shorthash_siphashx24_KEYBYTES]; /* hash key */
-	size_t nshards; /* shards */
+	size_t nshards;                                    /* shards */
 	shard_t *shard; /* nshards, cache-line aligned */
 };
 
-rk_status_t rk_rl_table_new(const rk_rl_table_opts_t *opts,
-                            rk_rl_table_t **out)
+rk_status_t rk_rl_table_new(const rk_rl_table_opts_t *opts, rk_rl_table_t **out)
 {
 	if (sodium_init() < 0)
 		return RK_INTERNAL;
 	size_t n = opts->shards ? opts->shards : DEFAULT_SHARDS;
 	uint64_t max_keys = opts->max_keys ? opts->max_keys : DEFAULT_MAX_KEYS;
-	uint64_t log = opts->max_log_bytes ? opts->max_log_bytes
-	                                   : DEFAULT_LOG_BYTES;
+	uint64_t log =
+	    opts->max_log_bytes ? opts->max_log_bytes : DEFAULT_LOG_BYTES;
 	if (n > 4096 || max_keys > (1ull << 32))
 		return RK_INVALID_ARGUMENT;
 	rk_rl_table_t *t = calloc(1, sizeof(*t));
@@ -243,8 +242,7 @@ rk_rl_entry_t *rk_rl_table_find(rk_rl_table_t *t, size_t i,
 
 rk_rl_entry_t *rk_rl_table_insert(rk_rl_table_t *t, size_t i,
                                   const rk_rl_id_t *id,
-                                  rk_rl_algorithm_t algorithm,
-                                  uint64_t now_ms)
+                                  rk_rl_algorithm_t algorithm, uint64_t now_ms)
 {
 	shard_t *s = &t->shard[i];
 	uint32_t k;

@@ -24,7 +24,8 @@
  * order, when it needs several, so two callers never deadlock), does its
  * finds, inserts and algorithm calls, then unlocks. Entries touched in one
  * locked section are pinned against eviction until it ends
- * (rk_rl_table_begin). Nothing else locks: there is no global lock.
+ * (each rk_rl_table_lock starts a section). Nothing else locks: there is
+ * no global lock.
  */
 #ifndef RK_RL_KEYTABLE_H
 #define RK_RL_KEYTABLE_H
@@ -46,32 +47,32 @@ typedef struct rk_rl_id {
 
 /* One key's entry: 64 bytes. */
 typedef struct rk_rl_entry {
-	rk_rl_id_t id;        /* the key's hash */
-	uint32_t next;        /* next entry in the bucket chain, index + 1 */
-	uint32_t lru_prev;    /* towards more recently used, index + 1 */
-	uint32_t lru_next;    /* towards less recently used, index + 1 */
-	uint32_t stamp : 24;  /* locked section that last touched it */
+	rk_rl_id_t id;          /* the key's hash */
+	uint32_t next;          /* next entry in the bucket chain, index + 1 */
+	uint32_t lru_prev;      /* towards more recently used, index + 1 */
+	uint32_t lru_next;      /* towards less recently used, index + 1 */
+	uint32_t stamp : 24;    /* locked section that last touched it */
 	uint32_t algorithm : 8; /* rk_rl_algorithm_t of the state */
-	uint64_t expires_ms;  /* the state is fresh again from this time */
-	rk_rl_state_t state;  /* the algorithm's state */
+	uint64_t expires_ms;    /* the state is fresh again from this time */
+	rk_rl_state_t state;    /* the algorithm's state */
 } rk_rl_entry_t;
 
 typedef struct rk_rl_table rk_rl_table_t;
 
 typedef struct rk_rl_table_opts {
-	size_t shards;          /* number of shards, 1..4096; 0: 64 */
-	uint64_t max_keys;      /* entries in all; 0: 1,048,576 */
-	uint64_t max_log_bytes; /* sliding-log rings in all; 0: 64 MiB */
+	size_t shards;           /* number of shards, 1..4096; 0: 64 */
+	uint64_t max_keys;       /* entries in all; 0: 1,048,576 */
+	uint64_t max_log_bytes;  /* sliding-log rings in all; 0: 64 MiB */
 	const uint8_t *hash_key; /* 16 bytes, borrowed; NULL: random */
 } rk_rl_table_opts_t;
 
 /* Counters of one table (sums over the shards). */
 typedef struct rk_rl_table_stats {
-	uint64_t keys;           /* entries live now */
-	uint64_t log_bytes;      /* sliding-log rings now */
-	uint64_t evicted_idle;   /* evicted after their state was fresh */
-	uint64_t evicted_live;   /* evicted while still counting */
-	uint64_t insert_failed;  /* no room even after eviction */
+	uint64_t keys;          /* entries live now */
+	uint64_t log_bytes;     /* sliding-log rings now */
+	uint64_t evicted_idle;  /* evicted after their state was fresh */
+	uint64_t evicted_live;  /* evicted while still counting */
+	uint64_t insert_failed; /* no room even after eviction */
 } rk_rl_table_stats_t;
 
 /* Makes a table. Caller frees with rk_rl_table_free(). */
@@ -100,8 +101,7 @@ rk_rl_entry_t *rk_rl_table_find(rk_rl_table_t *t, size_t s,
  * when every entry is pinned. NOW_MS tells idle evictions from live. */
 rk_rl_entry_t *rk_rl_table_insert(rk_rl_table_t *t, size_t s,
                                   const rk_rl_id_t *id,
-                                  rk_rl_algorithm_t algorithm,
-                                  uint64_t now_ms);
+                                  rk_rl_algorithm_t algorithm, uint64_t now_ms);
 
 /* With shard S locked, after an algorithm call on E: records how its
  * heap use changed (BEFORE bytes then) and evicts unpinned entries while

@@ -1,20 +1,10 @@
 /*
- * ringkv-ratelimit: the distributed rate limiter.
- *
- * For now it runs the shared service runtime (lib/service): config, the
- * cluster key, the RPC server answering Health, the admin port with
- * /healthz and /metrics, systemd notification and signals. Its own
- * methods are not served yet and answer UNIMPLEMENTED.
+ * ringkv-ratelimit: the distributed rate limiter. Everything is in the
+ * rk_ratelimit library beside this file (ratelimit.h says where to start).
  */
-#include "service/service.h"
-
-static const rk_service_spec_t spec = {
-	.name = "ratelimit",
-	.default_rpc_port = 7400,
-	.default_admin_port = 8400,
-};
+#include "ratelimit.h"
 
 int main(int argc, char **argv)
 {
-	return rk_service_main(argc, argv, &spec);
+	return rk_service_main(argc, argv, &rk_ratelimit_spec);
 }

@@ -15,7 +15,7 @@
  *	      - {unit: day, requests_per_unit: 1000, algorithm: fixed_window}
  *	    descriptors:
  *	      - key: path
- *	        value: /admin/*         # a trailing * matches by prefix
+ *	        value: "/admin/" + '*'   # (a trailing star matches by prefix)
  *	        rate_limit: {unit: minute, requests_per_unit: 5,
  *	                     shadow_mode: true, fail_open: false}
  *
@@ -44,7 +44,7 @@
 
 #include "algo.h"
 
-#define RK_RL_MAX_DEPTH 16 /* entries per descriptor */
+#define RK_RL_MAX_DEPTH           16 /* entries per descriptor */
 #define RK_RL_MAX_LIMITS_PER_NODE 8
 
 typedef struct rk_rl_node rk_rl_node_t;
@@ -58,37 +58,39 @@ typedef struct rk_rl_limit {
 	bool shadow_mode;      /* counted and flagged, never refuses */
 	bool fail_open;        /* owner unreachable: allow (true) or refuse */
 	uint32_t near_limit_ppm; /* near_limit threshold, ppm of capacity */
-	int line;              /* its line in the rules file */
-	uint32_t index;        /* its position in rk_rl_rules_t.limits */
+	int line;                /* its line in the rules file */
+	uint32_t index;          /* its position in rk_rl_rules_t.limits */
 	const rk_rl_node_t *path[RK_RL_MAX_DEPTH]; /* nodes from the top */
-	uint32_t depth;        /* entries in path */
+	uint32_t depth;                            /* entries in path */
 } rk_rl_limit_t;
 
 /* One descriptor entry of the tree. */
 struct rk_rl_node {
-	char *key;             /* descriptor key; NULL only at a domain root */
-	char *value;           /* NULL: any value; else exact or prefix */
-	bool wildcard;         /* value was written with a trailing '*' */
-	uint32_t *limits;      /* indices into rk_rl_rules_t.limits */
-	size_t nlimits;        /* limits that apply at this node */
+	char *key;              /* descriptor key; NULL only at a domain root */
+	char *value;            /* NULL: any value; else exact or prefix */
+	bool wildcard;          /* value was written with a trailing '*' */
+	uint32_t *limits;       /* indices into rk_rl_rules_t.limits */
+	size_t nlimits;         /* limits that apply at this node */
 	rk_rl_node_t *children; /* deeper entries (array) */
-	size_t nchildren;      /* entries of children */
+	size_t nchildren;       /* entries of children */
 };
 
 typedef struct rk_rl_domain {
-	char *name;         /* the domain requests name */
-	rk_rl_node_t root;  /* its descriptors, as root.children */
+	char *name;        /* the domain requests name */
+	rk_rl_node_t root; /* its descriptors, as root.children */
 } rk_rl_domain_t;
 
 typedef struct rk_rl_rules {
 	rk_rl_domain_t *domains; /* ndomains */
 	size_t ndomains;
-	rk_rl_limit_t *limits;   /* every limit, in file order */
+	rk_rl_limit_t *limits; /* every limit, in file order */
 	size_t nlimits;
-	char *source;            /* file name given to load/parse */
-	uint64_t loaded_at_ms;   /* wall ms of the load */
-	uint64_t version;        /* set by the checker when installed */
-	atomic_long refs;        /* the checker's reference count */
+	char *source;          /* file name given to load/parse */
+	uint64_t loaded_at_ms; /* wall ms of the load */
+	uint64_t version;      /* set by the checker when installed */
+	atomic_long refs;      /* the checker's reference count */
+	void *checker_data;    /* the checker's per-limit state, freed
+	                          by the checker before the rules */
 } rk_rl_rules_t;
 
 typedef struct rk_rl_rules_opts {

@@ -197,6 +197,17 @@ static void write_config(struct fixture *f, const char *service,
 	char sample[PATH_MAX];
 	assert_int_equal(rk_proc_sample_config(service, sample, sizeof(sample)),
 	                 0);
+	/* Files a sample names relative to itself stay beside the sample,
+	 * not beside the copy in the temp dir. */
+	char rules[PATH_MAX];
+	if (strcmp(service, "ratelimit") == 0) {
+		assert_int_equal(rk_proc_sample_config("ratelimit-rules", rules,
+		                                       sizeof(rules)),
+		                 0);
+		assert_true(n < 16);
+		edits[n++] = (rk_cfg_edit_t){"ratelimit.rules_file", rules,
+		                             NULL};
+	}
 	assert_int_equal(rk_cfg_write(f->config, sample, edits, n), 0);
 }
 

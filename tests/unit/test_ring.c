@@ -100,8 +100,8 @@ static void test_ring_node_token_is_documented_value(void **state)
 	assert_true(rk_ring_node_token(id, 7) == rk_ring_key_token(msg, 20));
 }
 
-static void test_ring_ten_equal_nodes_each_within_ten_percent_of_fair(
-    void **state)
+static void
+test_ring_ten_equal_nodes_each_within_ten_percent_of_fair(void **state)
 {
 	(void)state;
 	rk_ring_node_t nodes[10];
@@ -155,8 +155,8 @@ static void test_ring_weights_two_to_one_give_shares_two_to_one(void **state)
 	rk_ring_free(r);
 }
 
-static void test_ring_eleventh_node_takes_about_a_eleventh_all_for_itself(
-    void **state)
+static void
+test_ring_eleventh_node_takes_about_a_eleventh_all_for_itself(void **state)
 {
 	(void)state;
 	rk_ring_node_t nodes[11];
@@ -169,8 +169,10 @@ static void test_ring_eleventh_node_takes_about_a_eleventh_all_for_itself(
 	for (size_t k = 0; k < KEYS; k++) {
 		uint64_t key[2] = {rnd(), rnd()};
 		uint64_t t = rk_ring_key_token(key, sizeof(key));
-		const rk_ring_node_t *a = rk_ring_node(r10, rk_ring_owner(r10, t));
-		const rk_ring_node_t *b = rk_ring_node(r11, rk_ring_owner(r11, t));
+		const rk_ring_node_t *a =
+		    rk_ring_node(r10, rk_ring_owner(r10, t));
+		const rk_ring_node_t *b =
+		    rk_ring_node(r11, rk_ring_owner(r11, t));
 		if (memcmp(a->id, b->id, 16) != 0) {
 			moved++;
 			if (memcmp(b->id, nodes[10].id, 16) != 0)
@@ -283,8 +285,8 @@ static void test_ring_same_table_in_any_order_gives_same_ring(void **state)
 	rk_ring_free(b);
 }
 
-static void test_ring_preference_list_never_repeats_and_spans_racks(
-    void **state)
+static void
+test_ring_preference_list_never_repeats_and_spans_racks(void **state)
 {
 	(void)state;
 	/* 9 nodes over 3 racks of one datacenter, one rack twice as big. */
@@ -292,7 +294,9 @@ static void test_ring_preference_list_never_repeats_and_spans_racks(
 	make_nodes(nodes, 9, 1);
 	for (size_t i = 0; i < 9; i++)
 		snprintf(nodes[i].rack, RK_RING_NAME_MAX, "rack%zu",
-		         i < 5 ? (size_t)0 : i < 7 ? (size_t)1 : (size_t)2);
+		         i < 5   ? (size_t)0
+		         : i < 7 ? (size_t)1
+		                 : (size_t)2);
 	rk_ring_t *r;
 	assert_int_equal(rk_ring_build(nodes, 9, 0, &r), RK_OK);
 	rk_ring_pref_opts_t o = {.n = 3};
@@ -445,14 +449,16 @@ int main(void)
 	    cmocka_unit_test(test_ring_node_token_is_documented_value),
 	    cmocka_unit_test(
 	        test_ring_ten_equal_nodes_each_within_ten_percent_of_fair),
-	    cmocka_unit_test(test_ring_weights_two_to_one_give_shares_two_to_one),
+	    cmocka_unit_test(
+	        test_ring_weights_two_to_one_give_shares_two_to_one),
 	    cmocka_unit_test(
 	        test_ring_eleventh_node_takes_about_a_eleventh_all_for_itself),
 	    cmocka_unit_test(test_ring_diff_of_equal_rings_is_empty),
 	    cmocka_unit_test(test_ring_same_table_in_any_order_gives_same_ring),
 	    cmocka_unit_test(
 	        test_ring_preference_list_never_repeats_and_spans_racks),
-	    cmocka_unit_test(test_ring_preference_list_spreads_over_datacenters),
+	    cmocka_unit_test(
+	        test_ring_preference_list_spreads_over_datacenters),
 	    cmocka_unit_test(test_ring_weight_zero_node_owns_nothing),
 	    cmocka_unit_test(test_ring_build_refuses_bad_input),
 	};

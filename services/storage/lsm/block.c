@@ -174,6 +174,8 @@ void rk_block_unref(rk_block_t *b)
 void rk_block_iter_init(rk_block_iter_t *it)
 {
 	memset(it, 0, sizeof(*it));
+	it->key = it->inline_key;
+	it->key_cap = sizeof(it->inline_key);
 }
 
 void rk_block_iter_set(rk_block_iter_t *it, rk_block_t *b)
@@ -188,8 +190,9 @@ void rk_block_iter_set(rk_block_iter_t *it, rk_block_t *b)
 void rk_block_iter_fini(rk_block_iter_t *it)
 {
 	rk_block_unref(it->b);
-	free(it->key);
-	memset(it, 0, sizeof(*it));
+	if (it->key != it->inline_key)
+		free(it->key);
+	rk_block_iter_init(it);
 }
 
 static void corrupt(rk_block_iter_t *it)
@@ -221,13 +224,16 @@ static bool decode_at(rk_block_iter_t *it, uint32_t off)
 	}
 	size_t klen = shared + (size_t)nonshared;
 	if (klen > it->key_cap) {
-		size_t cap = klen < 64 ? 64 : klen * 2;
-		uint8_t *k = realloc(it->key, cap);
+		size_t cap = klen * 2;
+		uint8_t *k = it->key == it->inline_key ? malloc(cap)
+		                                       : realloc(it->key, cap);
 		if (k == NULL) {
 			it->valid = false;
 			it->status = RK_RESOURCE_EXHAUSTED;
 			return false;
 		}
+		if (it->key == it->inline_key)
+			memcpy(k, it->inline_key, shared);
 		it->key = k;
 		it->key_cap = cap;
 	}

@@ -44,7 +44,7 @@ struct rk_memtable {
 
 static rk_slice_t entry_ikey(const uint8_t *e)
 {
-	uint32_t n;
+	uint32_t n = 0;
 	const uint8_t *p = rk_get_varint32(e, e + 5, &n);
 	return rk_slice(p, n);
 }
@@ -52,7 +52,7 @@ static rk_slice_t entry_ikey(const uint8_t *e)
 static rk_slice_t entry_value(const uint8_t *e)
 {
 	rk_slice_t k = entry_ikey(e);
-	uint32_t n;
+	uint32_t n = 0;
 	const uint8_t *p = rk_get_varint32(k.p + k.n, k.p + k.n + 5, &n);
 	return rk_slice(p, n);
 }

@@ -1,0 +1,236 @@
+/*
+ * libringkv: the rate limiter's calls (include/ringkv/ratelimit.h).
+ *
+ * Requests are built on the stack from the caller's arrays (nothing is
+ * copied: protobuf-c packs straight from the borrowed strings); answers
+ * are copied out of the RPC result's arena into one heap block per
+ * result, so the caller holds no RPC memory.
+ */
+#include <ringkv/ratelimit.h>
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "ringkv/v1/ratelimit.pb-c.h"
+
+#define MAX_DESCRIPTORS 32
+#define MAX_ENTRIES     16
+
+static rk_rpc_method_t m_check, m_batch;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static bool methods_ok;
+
+static void resolve(void)
+{
+	const ProtobufCServiceDescriptor *s =
+	    &ringkv__v1__ratelimit__descriptor;
+	const ProtobufCEnumDescriptor *ids =
+	    &ringkv__v1__ratelimit_method__descriptor;
+	methods_ok =
+	    rk_rpc_method_resolve(s, ids, "Check", &m_check) == RK_OK &&
+	    rk_rpc_method_resolve(s, ids, "CheckBatch", &m_batch) == RK_OK;
+}
+
+const char *ringkv_rl_unit_name(int unit)
+{
+	static const char *const names[] = {"?", "second", "minute", "hour",
+	                                    "day"};
+	return unit >= 1 && unit <= 4 ? names[unit] : "?";
+}
+
+/* The protobuf form of one check, on the caller's stack. */
+typedef struct pb_check {
+	Ringkv__V1__RateLimitCheckRequest req;
+	Ringkv__V1__RateLimitDescriptor d[MAX_DESCRIPTORS];
+	Ringkv__V1__RateLimitDescriptor *dp[MAX_DESCRIPTORS];
+	Ringkv__V1__RateLimitEntry e[MAX_DESCRIPTORS][MAX_ENTRIES];
+	Ringkv__V1__RateLimitEntry *ep[MAX_DESCRIPTORS][MAX_ENTRIES];
+} pb_check_t;
+
+static rk_status_t build(const ringkv_rl_check_t *c, pb_check_t *p,
+                         ringkv_error_t *err)
+{
+	if (c->n_descriptors > MAX_DESCRIPTORS) {
+		rk_conn_error(err, "more than %d descriptors", MAX_DESCRIPTORS);
+		return RK_INVALID_ARGUMENT;
+	}
+	ringkv__v1__rate_limit_check_request__init(&p->req);
+	p->req.domain = (char *)c->domain;
+	p->req.has_hits = true;
+	p->req.hits = c->hits;
+	p->req.n_descriptors = c->n_descriptors;
+	p->req.descriptors = p->dp;
+	for (size_t i = 0; i < c->n_descriptors; i++) {
+		const ringkv_rl_descriptor_t *d = &c->descriptors[i];
+		if (d->n_entries > MAX_ENTRIES) {
+			rk_conn_error(err,
+			              "descriptor %zu: more than %d "
+			              "entries",
+			              i, MAX_ENTRIES);
+			return RK_INVALID_ARGUMENT;
+		}
+		ringkv__v1__rate_limit_descriptor__init(&p->d[i]);
+		p->dp[i] = &p->d[i];
+		p->d[i].n_entries = d->n_entries;
+		p->d[i].entries = p->ep[i];
+		for (size_t k = 0; k < d->n_entries; k++) {
+			ringkv__v1__rate_limit_entry__init(&p->e[i][k]);
+			p->e[i][k].key = (char *)d->entries[k].key;
+			p->e[i][k].value = (char *)d->entries[k].value;
+			p->ep[i][k] = &p->e[i][k];
+		}
+	}
+	return RK_OK;
+}
+
+/* Copies R into OUT: one heap block holds the limits and their names. */
+static rk_status_t copy_out(const Ringkv__V1__RateLimitCheckResponse *r,
+                            ringkv_rl_result_t *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->allowed = r->allowed;
+	out->limit = r->limit;
+	out->unit = r->unit;
+	out->remaining = r->remaining;
+	out->reset_after_ms = r->reset_after_ms;
+	out->retry_after_ms = r->retry_after_ms;
+	out->delay_ms = r->delay_ms;
+	out->deciding_index =
+	    r->has_deciding_index ? (int)r->deciding_index : -1;
+	out->shadow_mode = r->shadow_mode;
+	out->rules_version = r->rules_version;
+	out->outcome = r->has_outcome ? (ringkv_rl_outcome_t)r->outcome
+	                              : RINGKV_RL_DECIDED;
+	if (r->n_limits == 0)
+		return RK_OK;
+	size_t names = 0;
+	for (size_t i = 0; i < r->n_limits; i++)
+		names +=
+		    strlen(r->limits[i]->rule ? r->limits[i]->rule : "") + 1;
+	ringkv_rl_limit_t *l = malloc(r->n_limits * sizeof(*l) + names);
+	if (l == NULL)
+		return RK_RESOURCE_EXHAUSTED;
+	char *p = (char *)(l + r->n_limits);
+	for (size_t i = 0; i < r->n_limits; i++) {
+		const Ringkv__V1__RateLimitApplied *a = r->limits[i];
+		const char *rule = a->rule ? a->rule : "";
+		size_t n = strlen(rule) + 1;
+		memcpy(p, rule, n);
+		l[i] = (ringkv_rl_limit_t){
+		    .rule = p,
+		    .descriptor_index = a->descriptor_index,
+		    .limit = a->limit,
+		    .unit = a->unit,
+		    .algorithm = a->algorithm,
+		    .burst = a->burst,
+		    .allowed = a->allowed,
+		    .remaining = a->remaining,
+		    .reset_after_ms = a->reset_after_ms,
+		    .retry_after_ms = a->retry_after_ms,
+		    .delay_ms = a->delay_ms,
+		    .shadow_mode = a->shadow_mode,
+		    .near_limit = a->near_limit,
+		    .outcome = (ringkv_rl_outcome_t)a->outcome,
+		};
+		p += n;
+	}
+	out->limits = l;
+	out->n_limits = r->n_limits;
+	return RK_OK;
+}
+
+rk_status_t ringkv_ratelimit_check(ringkv_conn_t *conn,
+                                   const ringkv_rl_check_t *check,
+                                   ringkv_rl_result_t *out, ringkv_error_t *err)
+{
+	pthread_once(&once, resolve);
+	memset(out, 0, sizeof(*out));
+	if (!methods_ok)
+		return RK_INTERNAL;
+	pb_check_t *p = malloc(sizeof(*p));
+	if (p == NULL)
+		return RK_RESOURCE_EXHAUSTED;
+	rk_status_t st = build(check, p, err);
+	if (st != RK_OK) {
+		free(p);
+		return st;
+	}
+	rk_rpc_result_t res;
+	st = rk_conn_call(conn, &m_check, &p->req.base, &res, err);
+	free(p);
+	if (st == RK_OK)
+		st = copy_out((const void *)res.response, out);
+	rk_rpc_result_clear(&res);
+	return st;
+}
+
+rk_status_t ringkv_ratelimit_check_batch(ringkv_conn_t *conn,
+                                         const ringkv_rl_check_t *checks,
+                                         size_t n, ringkv_rl_result_t *results,
+                                         rk_status_t *statuses,
+                                         ringkv_error_t *err)
+{
+	pthread_once(&once, resolve);
+	if (!methods_ok)
+		return RK_INTERNAL;
+	memset(results, 0, n * sizeof(*results));
+	pb_check_t *p = malloc((n ? n : 1) * sizeof(*p));
+	Ringkv__V1__RateLimitCheckRequest **list =
+	    malloc((n ? n : 1) * sizeof(*list));
+	rk_status_t st = RK_OK;
+	if (p == NULL || list == NULL)
+		st = RK_RESOURCE_EXHAUSTED;
+	for (size_t i = 0; i < n && st == RK_OK; i++) {
+		st = build(&checks[i], &p[i], err);
+		list[i] = &p[i].req;
+	}
+	if (st != RK_OK) {
+		free(p);
+		free(list);
+		return st;
+	}
+	Ringkv__V1__RateLimitCheckBatchRequest req =
+	    RINGKV__V1__RATE_LIMIT_CHECK_BATCH_REQUEST__INIT;
+	req.n_checks = n;
+	req.checks = list;
+	rk_rpc_result_t res;
+	st = rk_conn_call(conn, &m_batch, &req.base, &res, err);
+	free(p);
+	free(list);
+	if (st == RK_OK) {
+		const Ringkv__V1__RateLimitCheckBatchResponse *b =
+		    (const void *)res.response;
+		if (b->n_results != n) {
+			rk_conn_error(err, "%zu answers to %zu checks",
+			              b->n_results, n);
+			st = RK_INTERNAL;
+		}
+		for (size_t i = 0; i < n && st == RK_OK; i++) {
+			const Ringkv__V1__RateLimitCheckResult *r =
+			    b->results[i];
+			if (r->status != NULL && r->status->code != 0) {
+				statuses[i] = rk_status_valid(r->status->code)
+				                  ? (rk_status_t)r->status->code
+				                  : RK_UNKNOWN;
+			} else if (r->response == NULL) {
+				statuses[i] = RK_INTERNAL;
+			} else {
+				statuses[i] =
+				    copy_out(r->response, &results[i]);
+			}
+		}
+	}
+	rk_rpc_result_clear(&res);
+	return st;
+}
+
+void ringkv_rl_result_clear(ringkv_rl_result_t *r)
+{
+	if (r == NULL)
+		return;
+	free(r->limits);
+	r->limits = NULL;
+	r->n_limits = 0;
+}

@@ -1,0 +1,165 @@
+/*
+ * The Ratelimit service's hooks; see ratelimit.h.
+ *
+ * The runtime calls `configure` on the freshly read config both at start
+ * and on SIGHUP (on a copy of the service object), before it decides
+ * whether the config is good. So `configure` only reads: it parses the
+ * settings and the rules file into `pending`, recording any problem as a
+ * config error (which makes the runtime reject the whole config), and
+ * `start` or `reload` then installs what is pending. Nothing here is
+ * allocated per service object, so the check-only path (--check-config)
+ * leaves nothing behind but `pending`, which the next load replaces.
+ */
+#include "ratelimit.h"
+
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checker.h"
+#include "core/log.h"
+#include "handlers.h"
+#include "rules.h"
+
+typedef struct settings {
+	char rules_file[PATH_MAX]; /* resolved against the config's dir */
+	uint64_t shards;           /* key-table shards */
+	uint64_t max_keys;         /* keys in all */
+	uint64_t max_log_bytes;    /* sliding-log rings in all */
+	uint64_t max_hits;         /* per check */
+	uint64_t max_batch;        /* checks per CheckBatch */
+	uint64_t log_entries;      /* sliding-log bound per key */
+	uint64_t retry_ms;         /* retry-after when failing closed */
+} settings_t;
+
+static struct {
+	settings_t pending;           /* from the last configure */
+	rk_rl_rules_t *pending_rules; /* from the last good configure; owned */
+	settings_t running;           /* what start installed */
+	rk_rl_gate_t gate;            /* handlers -> checker; never freed */
+} g = {.gate = {.lock = PTHREAD_MUTEX_INITIALIZER}};
+
+static rk_status_t configure(rk_service_t *svc, rk_config_t *cfg)
+{
+	(void)svc;
+	settings_t s;
+	memset(&s, 0, sizeof(s));
+	const char *rules = rk_config_string(cfg, "ratelimit.rules_file", NULL);
+	if (rules == NULL || rules[0] == '\0') {
+		rk_config_error(cfg, "ratelimit.rules_file",
+		                "required: the rules file (see "
+		                "deploy/config/ratelimit-rules.yaml)");
+	} else if (rules[0] == '/') {
+		snprintf(s.rules_file, sizeof(s.rules_file), "%s", rules);
+	} else {
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof(dir), "%s", rk_config_name(cfg));
+		snprintf(s.rules_file, sizeof(s.rules_file), "%s/%s",
+		         dirname(dir), rules);
+	}
+	s.shards =
+	    (uint64_t)rk_config_int(cfg, "ratelimit.shards", 64, 1, 4096);
+	s.max_keys = (uint64_t)rk_config_int(cfg, "ratelimit.max_keys", 1 << 20,
+	                                     1024, 1ll << 32);
+	s.max_log_bytes = rk_config_size(cfg, "ratelimit.max_log_memory",
+	                                 64u << 20, 1u << 16, 1ull << 40);
+	s.max_hits = (uint64_t)rk_config_int(cfg, "ratelimit.max_hits", 1000000,
+	                                     1, (int64_t)RK_RL_MAX_LIMIT);
+	s.max_batch = (uint64_t)rk_config_int(cfg, "ratelimit.max_batch", 1000,
+	                                      1, 100000);
+	s.log_entries = (uint64_t)rk_config_int(
+	    cfg, "ratelimit.sliding_log_max_entries", 65536, 16, 1 << 24);
+	s.retry_ms = rk_config_duration_ms(cfg, "ratelimit.unreachable_retry",
+	                                   1000, 1, 3600000);
+	if (s.rules_file[0] == '\0')
+		return RK_INVALID_ARGUMENT;
+
+	rk_rl_rules_opts_t ro = {.sliding_log_max_entries =
+	                             (uint32_t)s.log_entries};
+	rk_rl_rules_t *r = NULL;
+	char *err = NULL;
+	if (rk_rl_rules_load(s.rules_file, &ro, &r, &err) != RK_OK) {
+		rk_config_error(cfg, "ratelimit.rules_file",
+		                "rules rejected:\n%s",
+		                err ? err : "unreadable");
+		rk_rl_gate_set_error(&g.gate, err ? err : "unreadable");
+		free(err);
+		return RK_INVALID_ARGUMENT;
+	}
+	rk_rl_rules_free(g.pending_rules);
+	g.pending_rules = r;
+	g.pending = s;
+	return RK_OK;
+}
+
+static rk_status_t start(rk_service_t *svc)
+{
+	if (g.pending_rules == NULL)
+		return RK_FAILED_PRECONDITION;
+	const settings_t *s = &g.pending;
+	rk_rl_checker_opts_t co = {
+	    .table = {.shards = s->shards,
+	              .max_keys = s->max_keys,
+	              .max_log_bytes = s->max_log_bytes},
+	    .max_hits = (uint32_t)s->max_hits,
+	    .unreachable_retry_ms = (uint32_t)s->retry_ms,
+	    .metrics = rk_service_metrics(svc),
+	};
+	rk_rl_checker_t *c = NULL;
+	rk_status_t st = rk_rl_checker_new(&co, g.pending_rules, &c);
+	if (st != RK_OK)
+		return st;
+	g.pending_rules = NULL;
+	g.running = *s;
+	rk_rl_gate_set_error(&g.gate, NULL);
+	rk_rl_gate_open(&g.gate, c, (uint32_t)s->max_batch);
+	st = rk_rl_handlers_register(rk_service_rpc(svc), &g.gate);
+	if (st != RK_OK)
+		return st;
+	rk_info("ratelimit: rules %s loaded (version 1), %llu shards, "
+	        "%llu keys at most",
+	        s->rules_file, (unsigned long long)s->shards,
+	        (unsigned long long)s->max_keys);
+	return RK_OK;
+}
+
+static rk_status_t reload(rk_service_t *svc, rk_config_t *cfg)
+{
+	(void)svc;
+	(void)cfg;
+	rk_rl_checker_t *c = atomic_load(&g.gate.checker);
+	if (c == NULL || g.pending_rules == NULL)
+		return RK_FAILED_PRECONDITION;
+	const settings_t *p = &g.pending, *r = &g.running;
+	if (p->shards != r->shards || p->max_keys != r->max_keys ||
+	    p->max_log_bytes != r->max_log_bytes)
+		rk_warn("ratelimit: shards, max_keys and max_log_memory change "
+		        "only at a restart; keeping the running ones");
+	atomic_store(&g.gate.max_batch, (uint32_t)p->max_batch);
+	uint64_t v = rk_rl_checker_install(c, g.pending_rules);
+	g.pending_rules = NULL;
+	rk_rl_gate_set_error(&g.gate, NULL);
+	rk_info("ratelimit: rules %s reloaded (version %llu)", p->rules_file,
+	        (unsigned long long)v);
+	return RK_OK;
+}
+
+static void stop(rk_service_t *svc)
+{
+	(void)svc;
+	rk_rl_checker_free(rk_rl_gate_close(&g.gate));
+	rk_rl_rules_free(g.pending_rules);
+	g.pending_rules = NULL;
+}
+
+const rk_service_spec_t rk_ratelimit_spec = {
+    .name = "ratelimit",
+    .default_rpc_port = 7400,
+    .default_admin_port = 8400,
+    .configure = configure,
+    .start = start,
+    .reload = reload,
+    .stop = stop,
+};

@@ -1,0 +1,91 @@
+/*
+ * The database object shared by db.c (open, recovery, reads, stats),
+ * db_write.c (the write path), db_bg.c (flush and compaction) and
+ * db_iter.c (snapshot iterators). Not a public header.
+ *
+ * Locking: `mu` guards every field marked (mu). The write leader appends
+ * to the log and inserts into `mem` without holding mu; it is the only
+ * thread that switches memtables. The background thread (or a manual
+ * compaction, which holds `bg_running` meanwhile) is the only one that
+ * installs versions and writes the manifest.
+ */
+#ifndef RK_LSM_DB_H
+#define RK_LSM_DB_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/workpool.h"
+#include "cache.h"
+#include "lsm.h"
+#include "memtable.h"
+#include "version.h"
+#include "wal.h"
+
+typedef struct rk_writer rk_writer_t;
+struct rk_writer {
+	rk_lsm_batch_t *batch; /* NULL for a forced memtable switch */
+	bool done;             /* set by the leader that committed it */
+	rk_status_t status;    /* its outcome */
+	pthread_cond_t cv;     /* signalled when done or when it leads */
+	rk_writer_t *next;     /* queue link */
+};
+
+struct rk_lsm {
+	char *dir;                    /* database directory, owned */
+	rk_lsm_options_t o;           /* options, validated */
+	int lock_fd;                  /* LOCK, flock'ed */
+	rk_cache_t *cache;            /* block cache */
+	pthread_mutex_t mu;           /* see the comment above */
+	pthread_cond_t bg_cv;         /* background work finished a step */
+	rk_memtable_t *mem;           /* (mu) the memtable being written */
+	rk_memtable_t *imm;           /* (mu) being flushed, or NULL */
+	uint64_t imm_log;             /* (mu) the log imm was written to */
+	rk_wal_t *wal;                /* (mu) the log of mem */
+	rk_version_t *current;        /* (mu) live tables */
+	uint64_t next_file;           /* (mu) next unused file number */
+	atomic_uint_fast64_t last_seq; /* newest committed sequence */
+	rk_writer_t *wq_head;         /* (mu) writer queue, leader first */
+	rk_writer_t *wq_tail;         /* (mu) last writer */
+	rk_workpool_t *pool;          /* one background worker */
+	rk_task_t bg_task;            /* the flush/compaction task */
+	bool bg_running;              /* (mu) bg task queued or running */
+	bool shutting_down;           /* (mu) close has started */
+	rk_status_t bg_error;         /* (mu) sticky; writes fail with it */
+	uint8_t *compact_ptr[RK_LSM_LEVELS]; /* (mu) round-robin position */
+	size_t compact_ptr_len[RK_LSM_LEVELS]; /* its length */
+	uint64_t *snaps;              /* (mu) sequences of live iterators */
+	size_t nsnaps;                /* (mu) count */
+	size_t snaps_cap;             /* (mu) allocated */
+	pthread_t syncer;             /* periodic fdatasync thread */
+	bool syncer_started;          /* (mu) it exists */
+	pthread_cond_t sync_cv;       /* wakes the syncer for close */
+	rk_lsm_stats_t st;            /* (mu) counters kept under mu */
+	atomic_uint_fast64_t user_bytes; /* written by callers */
+	atomic_uint_fast64_t log_bytes;  /* appended to logs */
+};
+
+/* db_write.c */
+rk_status_t rk_db_write(rk_lsm_t *db, rk_lsm_batch_t *b, bool force_switch);
+void *rk_db_syncer_main(void *arg);
+
+/* db_bg.c */
+/* Queues background work if any is needed (mu held). */
+void rk_db_maybe_schedule(rk_lsm_t *db);
+/* Writes the entries of IT (internal keys, in order) to table NUMBER;
+ * *OUT is the new file (NULL if IT was empty). No lock needed. */
+rk_status_t rk_db_build_table(rk_lsm_t *db, rk_iter_t *it, uint64_t number,
+                              rk_file_t **out);
+/* Runs a full manual compaction (mu held on entry and exit). */
+rk_status_t rk_db_compact_all(rk_lsm_t *db);
+/* Writes the manifest for version V (mu held; released while writing). */
+rk_status_t rk_db_log_version(rk_lsm_t *db, rk_version_t *v,
+                              uint64_t log_number);
+
+/* db.c */
+/* Smallest sequence a live iterator may read (mu held). */
+uint64_t rk_db_smallest_snapshot(rk_lsm_t *db);
+
+#endif

@@ -1,0 +1,200 @@
+/*
+ * The user-facing iterator: a consistent snapshot of the whole database.
+ *
+ * At creation it pins mem, imm and the current version (so nothing it
+ * reads can be freed or unlinked), records the last sequence as its
+ * snapshot and registers it with the database, so compaction keeps every
+ * version the snapshot can see. Under it sits a merging iterator over all
+ * sources in internal-key order; this layer skips entries newer than the
+ * snapshot, shows only the newest remaining version of each user key, and
+ * hides keys whose newest version is a tombstone.
+ */
+#include "db.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+struct rk_lsm_iter {
+	rk_lsm_t *db;        /* borrowed; must outlive the iterator */
+	rk_iter_t *in;       /* merge of every source, owned */
+	uint64_t seq;        /* snapshot */
+	bool valid;          /* positioned on a visible entry */
+	uint8_t *skip;       /* user key being skipped, owned */
+	size_t skip_len;     /* its length */
+	size_t skip_cap;     /* allocated */
+	rk_status_t status;  /* allocation failures of this layer */
+};
+
+static bool save_skip(rk_lsm_iter_t *it, rk_slice_t uk)
+{
+	if (uk.n > it->skip_cap) {
+		uint8_t *p = realloc(it->skip, uk.n * 2 + 16);
+		if (p == NULL) {
+			it->status = RK_RESOURCE_EXHAUSTED;
+			return false;
+		}
+		it->skip = p;
+		it->skip_cap = uk.n * 2 + 16;
+	}
+	if (uk.n)
+		memcpy(it->skip, uk.p, uk.n);
+	it->skip_len = uk.n;
+	return true;
+}
+
+/* Moves IN to the next visible entry; SKIPPING hides it->skip's key. */
+static void find_next(rk_lsm_iter_t *it, bool skipping)
+{
+	it->valid = false;
+	while (rk_iter_valid(it->in)) {
+		rk_slice_t ik = rk_iter_key(it->in);
+		uint64_t tr = rk_ikey_trailer(ik);
+		rk_slice_t uk = rk_ikey_user(ik);
+		if ((tr >> 8) > it->seq) {
+			rk_iter_next(it->in);
+			continue;
+		}
+		if (skipping &&
+		    rk_bytes_cmp(uk.p, uk.n, it->skip, it->skip_len) <= 0) {
+			rk_iter_next(it->in);
+			continue;
+		}
+		if ((tr & 0xff) == RK_TYPE_DELETE) {
+			if (!save_skip(it, uk))
+				return;
+			skipping = true;
+			rk_iter_next(it->in);
+			continue;
+		}
+		it->valid = true;
+		return;
+	}
+}
+
+rk_status_t rk_lsm_iter_new(rk_lsm_t *db, rk_lsm_iter_t **out)
+{
+	if (db == NULL || out == NULL)
+		return RK_INVALID_ARGUMENT;
+	rk_lsm_iter_t *it = calloc(1, sizeof(*it));
+	if (it == NULL)
+		return RK_RESOURCE_EXHAUSTED;
+	it->db = db;
+	pthread_mutex_lock(&db->mu);
+	if (db->nsnaps == db->snaps_cap) {
+		size_t cap = db->snaps_cap ? db->snaps_cap * 2 : 8;
+		uint64_t *s = realloc(db->snaps, cap * sizeof(*s));
+		if (s == NULL) {
+			pthread_mutex_unlock(&db->mu);
+			free(it);
+			return RK_RESOURCE_EXHAUSTED;
+		}
+		db->snaps = s;
+		db->snaps_cap = cap;
+	}
+	it->seq = atomic_load(&db->last_seq);
+	db->snaps[db->nsnaps++] = it->seq;
+	size_t cap = 2 + db->current->n[0] + RK_LSM_LEVELS;
+	rk_iter_t **kids = malloc(cap * sizeof(*kids));
+	size_t n = 0;
+	if (kids != NULL) {
+		kids[n++] = rk_memtable_iter(db->mem);
+		if (db->imm != NULL)
+			kids[n++] = rk_memtable_iter(db->imm);
+		n += rk_version_iters(db->current, kids + n, true);
+	}
+	pthread_mutex_unlock(&db->mu);
+	bool ok = kids != NULL;
+	for (size_t i = 0; i < n; i++)
+		ok &= kids[i] != NULL;
+	if (ok) {
+		it->in = rk_iter_merging(kids, n);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			rk_iter_free(kids[i]);
+	}
+	free(kids);
+	if (it->in == NULL) {
+		rk_lsm_iter_free(it);
+		return RK_RESOURCE_EXHAUSTED;
+	}
+	*out = it;
+	return RK_OK;
+}
+
+void rk_lsm_iter_seek_first(rk_lsm_iter_t *it)
+{
+	rk_iter_seek_first(it->in);
+	find_next(it, false);
+}
+
+void rk_lsm_iter_seek(rk_lsm_iter_t *it, const void *key, size_t klen)
+{
+	uint8_t *buf = malloc(klen + RK_IKEY_TRAILER);
+	if (buf == NULL) {
+		it->status = RK_RESOURCE_EXHAUSTED;
+		it->valid = false;
+		return;
+	}
+	size_t n = rk_ikey_make(buf, key, klen, it->seq, RK_TYPE_VALUE);
+	rk_iter_seek(it->in, rk_slice(buf, n));
+	free(buf);
+	find_next(it, false);
+}
+
+int rk_lsm_iter_valid(const rk_lsm_iter_t *it)
+{
+	return it->valid;
+}
+
+void rk_lsm_iter_next(rk_lsm_iter_t *it)
+{
+	if (!it->valid)
+		return;
+	if (!save_skip(it, rk_ikey_user(rk_iter_key(it->in)))) {
+		it->valid = false;
+		return;
+	}
+	rk_iter_next(it->in);
+	find_next(it, true);
+}
+
+const void *rk_lsm_iter_key(const rk_lsm_iter_t *it, size_t *klen)
+{
+	rk_slice_t uk = rk_ikey_user(rk_iter_key(it->in));
+	*klen = uk.n;
+	return uk.p;
+}
+
+const void *rk_lsm_iter_value(const rk_lsm_iter_t *it, size_t *vlen)
+{
+	rk_slice_t v = rk_iter_value(it->in);
+	*vlen = v.n;
+	return v.p;
+}
+
+rk_status_t rk_lsm_iter_status(const rk_lsm_iter_t *it)
+{
+	if (it->status != RK_OK)
+		return it->status;
+	return rk_iter_status(it->in);
+}
+
+void rk_lsm_iter_free(rk_lsm_iter_t *it)
+{
+	if (it == NULL)
+		return;
+	rk_iter_free(it->in);
+	rk_lsm_t *db = it->db;
+	pthread_mutex_lock(&db->mu);
+	for (size_t i = 0; i < db->nsnaps; i++) {
+		if (db->snaps[i] == it->seq) {
+			db->snaps[i] = db->snaps[--db->nsnaps];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&db->mu);
+	free(it->skip);
+	free(it);
+}
