@@ -564,6 +564,7 @@ void rk_rpc_client_free(rk_rpc_client_t *c)
 	pthread_mutex_lock(&c->mu);
 	atomic_store(&c->closing, true);
 	pthread_mutex_unlock(&c->mu);
+	nng_dialer_close(c->dialer);
 	nng_close(c->sock);
 	pthread_mutex_lock(&c->mu);
 	while (c->inflight > 0)
