@@ -36,25 +36,27 @@
 #define NWORK   8
 
 static const char *work_names[NWORK] = {
-    "fillseq",  "fillrandom",  "overwrite", "readrandom",
-    "readseq",  "readmissing", "fillsync",  "fillbatch8"};
+    "fillseq", "fillrandom",  "overwrite", "readrandom",
+    "readseq", "readmissing", "fillsync",  "fillbatch8"};
 
 typedef struct result {
-	double ops_s;       /* operations a second */
-	double mb_s;        /* key+value MB a second */
-	double p50_us;      /* median latency */
-	double p99_us;      /* 99th percentile latency */
-	long ops;           /* operations done */
-	long found;         /* for reads: keys found */
-	int ok;             /* the workload ran */
+	double ops_s;      /* operations a second */
+	double mb_s;       /* key+value MB a second */
+	double p50_us;     /* median latency */
+	double p99_us;     /* 99th percentile latency */
+	long ops;          /* operations done */
+	long found;        /* for reads: keys found */
+	long slow;         /* operations over 1 ms */
+	double slow_share; /* share of the time spent in them */
+	int ok;            /* the workload ran */
 } result_t;
 
 typedef struct report {
-	result_t r[NWORK];       /* per workload */
-	double db_mb;            /* size of the fillrandom db after the run */
-	double write_amp;        /* write(2) bytes / user bytes */
-	double rss_fill_mb;      /* peak RSS during fillrandom */
-	double rss_peak_mb;      /* peak RSS of the whole engine run */
+	result_t r[NWORK];  /* per workload */
+	double db_mb;       /* size of the fillrandom db after the run */
+	double write_amp;   /* write(2) bytes / user bytes */
+	double rss_fill_mb; /* peak RSS during fillrandom */
+	double rss_peak_mb; /* peak RSS of the whole engine run */
 } report_t;
 
 static long num = 1000000;
@@ -106,7 +108,7 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static uint32_t *lat;   /* one latency (ns, capped) per operation */
+static uint32_t *lat; /* one latency (ns, capped) per operation */
 static long nlat;
 
 static void record(uint64_t ns)
@@ -120,6 +122,14 @@ static void finish(result_t *r, long ops, uint64_t ns, size_t bytes_per_op)
 	r->ops = ops;
 	r->ops_s = ops / s;
 	r->mb_s = (double)ops * (double)bytes_per_op / s / 1048576.0;
+	double slow_ns = 0;
+	r->slow = 0;
+	for (long i = 0; i < nlat; i++)
+		if (lat[i] > 1000000) {
+			r->slow++;
+			slow_ns += lat[i];
+		}
+	r->slow_share = ns ? slow_ns / (double)ns : 0;
 	qsort(lat, (size_t)nlat, sizeof(uint32_t), cmp_u32);
 	r->p50_us = nlat ? lat[nlat / 2] / 1000.0 : 0;
 	r->p99_us = nlat ? lat[(long)(nlat * 0.99)] / 1000.0 : 0;
@@ -127,8 +137,7 @@ static void finish(result_t *r, long ops, uint64_t ns, size_t bytes_per_op)
 	nlat = 0;
 }
 
-static void path_of(char *out, size_t n, const bench_engine_t *e,
-                    const char *w)
+static void path_of(char *out, size_t n, const bench_engine_t *e, const char *w)
 {
 	snprintf(out, n, "%s/%s-%s", base, e->name, w);
 }
@@ -343,7 +352,8 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--engines"))
 			want = argv[i + 1];
 		else {
-			fprintf(stderr, "usage: bench-lsm [--num N] [--sync-num N]"
+			fprintf(stderr,
+			        "usage: bench-lsm [--num N] [--sync-num N]"
 			        " [--dir DIR] [--engines a,b,c]\n");
 			return 2;
 		}
@@ -369,8 +379,8 @@ int main(int argc, char **argv)
 	printf("(RocksDB not found at build time: run bench/lsm/run.sh)\n");
 #endif
 	make_values();
-	lat = malloc(sizeof(uint32_t) * (size_t)(num * 2 > sync_num ? num * 2
-	                                                             : sync_num));
+	lat = malloc(sizeof(uint32_t) *
+	             (size_t)(num * 2 > sync_num ? num * 2 : sync_num));
 	char cmd[4300];
 	snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", base);
 	if (lat == NULL || system(cmd) != 0)
@@ -413,10 +423,18 @@ int main(int argc, char **argv)
 			if (!ok[i])
 				continue;
 			const result_t *r = &reps[i].r[w];
-			char note[64] = "";
+			char note[96] = "";
+			int m = 0;
 			if (w == 3 || w == 5)
-				snprintf(note, sizeof(note), "%ld of %ld found",
-				         r->found, r->ops);
+				m = snprintf(note, sizeof(note),
+				             "%ld of %ld found", r->found,
+				             r->ops);
+			if (r->slow > 0 && w < 6)
+				snprintf(
+				    note + m, sizeof(note) - (size_t)m,
+				    "%s%ld ops > 1 ms (%.0f%% of the time)",
+				    m ? "; " : "", r->slow,
+				    r->slow_share * 100);
 			printf("%-12s %-8s %12.0f %9.1f %10.2f %10.2f %s\n",
 			       work_names[w], all[i]->name, r->ops_s, r->mb_s,
 			       r->p50_us, r->p99_us, note);
@@ -431,7 +449,8 @@ int main(int argc, char **argv)
 			       reps[i].rss_fill_mb, reps[i].rss_peak_mb);
 	if (ok[0] && ne > 1) {
 		printf("\nratios: ringkv ops/s over each peer (>= 1.0 means "
-		       "ringkv is at least as fast)\n%-12s", "workload");
+		       "ringkv is at least as fast)\n%-12s",
+		       "workload");
 		for (int i = 1; i < ne; i++)
 			printf(" %10s", all[i]->name);
 		printf("\n");
@@ -445,9 +464,11 @@ int main(int argc, char **argv)
 		}
 		for (int i = 1; i < ne; i++)
 			if (ok[i])
-				printf("RSS during fillrandom, ringkv / %s: %.2f\n",
+				printf("RSS during fillrandom, ringkv / %s: "
+				       "%.2f\n",
 				       all[i]->name,
-				       reps[0].rss_fill_mb / reps[i].rss_fill_mb);
+				       reps[0].rss_fill_mb /
+				           reps[i].rss_fill_mb);
 	}
 	if (ok[0])
 		printf("ringkv fillbatch8 / fillsync: %.1fx\n",

@@ -17,6 +17,9 @@ static void *rk_open(const char *dir, int sync)
 	o.sync = sync == 0   ? RK_LSM_SYNC_PERIODIC
 	         : sync == 1 ? RK_LSM_SYNC_ALWAYS
 	                     : RK_LSM_SYNC_BATCH;
+	const char *period = getenv("RK_BENCH_SYNC_PERIOD_MS");
+	if (period != NULL)
+		o.sync_period_ms = (uint32_t)atoi(period);
 	rk_lsm_t *db;
 	char err[256];
 	if (rk_lsm_open(dir, &o, &db, err, sizeof(err)) != RK_OK)
@@ -24,8 +27,7 @@ static void *rk_open(const char *dir, int sync)
 	return db;
 }
 
-static int rk_put(void *db, const char *k, size_t kn, const char *v,
-                  size_t vn)
+static int rk_put(void *db, const char *k, size_t kn, const char *v, size_t vn)
 {
 	return rk_lsm_put(db, k, kn, v, vn) == RK_OK ? 0 : -1;
 }
@@ -65,28 +67,29 @@ static void rk_close(void *db)
 	if (getenv("RK_BENCH_STATS") != NULL) {
 		rk_lsm_stats_t s;
 		rk_lsm_stats(db, &s);
-		fprintf(stderr,
-		        "[ringkv stats] flushes %llu compactions %llu (moves "
-		        "%llu) write amp %.2f space amp %.2f slowdowns %llu "
-		        "(%.1f ms) stalls %llu (%.1f ms) cache hits %llu misses "
-		        "%llu L0..L3 tables %llu/%llu/%llu/%llu\n",
-		        (unsigned long long)s.flushes,
-		        (unsigned long long)s.compactions,
-		        (unsigned long long)s.trivial_moves, s.write_amp,
-		        s.space_amp, (unsigned long long)s.slowdown_count,
-		        s.slowdown_us / 1000.0, (unsigned long long)s.stall_count,
-		        s.stall_us / 1000.0, (unsigned long long)s.cache_hits,
-		        (unsigned long long)s.cache_misses,
-		        (unsigned long long)s.level_tables[0],
-		        (unsigned long long)s.level_tables[1],
-		        (unsigned long long)s.level_tables[2],
-		        (unsigned long long)s.level_tables[3]);
+		fprintf(
+		    stderr,
+		    "[ringkv stats] flushes %llu compactions %llu (moves "
+		    "%llu) write amp %.2f space amp %.2f slowdowns %llu "
+		    "(%.1f ms) stalls %llu (%.1f ms) cache hits %llu misses "
+		    "%llu L0..L3 tables %llu/%llu/%llu/%llu\n",
+		    (unsigned long long)s.flushes,
+		    (unsigned long long)s.compactions,
+		    (unsigned long long)s.trivial_moves, s.write_amp,
+		    s.space_amp, (unsigned long long)s.slowdown_count,
+		    s.slowdown_us / 1000.0, (unsigned long long)s.stall_count,
+		    s.stall_us / 1000.0, (unsigned long long)s.cache_hits,
+		    (unsigned long long)s.cache_misses,
+		    (unsigned long long)s.level_tables[0],
+		    (unsigned long long)s.level_tables[1],
+		    (unsigned long long)s.level_tables[2],
+		    (unsigned long long)s.level_tables[3]);
 	}
 	rk_lsm_close(db);
 }
 
-const bench_engine_t bench_engine_rk = {"ringkv", rk_open, rk_put, rk_get,
-                                        rk_scan, rk_close};
+const bench_engine_t bench_engine_rk = {"ringkv", rk_open, rk_put,
+                                        rk_get,   rk_scan, rk_close};
 
 #ifdef HAVE_LEVELDB
 #include <leveldb/c.h>
@@ -117,8 +120,7 @@ static void *ldb_open(const char *dir, int sync)
 	return l;
 }
 
-static int ldb_put(void *p, const char *k, size_t kn, const char *v,
-                   size_t vn)
+static int ldb_put(void *p, const char *k, size_t kn, const char *v, size_t vn)
 {
 	ldb_t *l = p;
 	char *err = NULL;
@@ -206,8 +208,7 @@ static void *rdb_open(const char *dir, int sync)
 	return r;
 }
 
-static int rdb_put(void *p, const char *k, size_t kn, const char *v,
-                   size_t vn)
+static int rdb_put(void *p, const char *k, size_t kn, const char *v, size_t vn)
 {
 	rdb_t *r = p;
 	char *err = NULL;

@@ -15,7 +15,8 @@ typedef struct bench_engine {
 	 * peers: sync=true, which they group across threads). */
 	void *(*open)(const char *dir, int sync);
 	/* 0 on success. */
-	int (*put)(void *db, const char *k, size_t kn, const char *v, size_t vn);
+	int (*put)(void *db, const char *k, size_t kn, const char *v,
+	           size_t vn);
 	/* 1 found, 0 not found, -1 error. */
 	int (*get)(void *db, const char *k, size_t kn);
 	/* Iterates every entry in order; returns how many; calls TICK after

@@ -415,8 +415,6 @@ static void *redis_worker(void *arg)
 {
 	worker_t *w = arg;
 	redisContext *c = w->ctx;
-	int depth = w->id >= 1000 ? PIPE : 1; /* unused marker */
-	(void)depth;
 	while (!atomic_load(&go))
 		;
 	while (!atomic_load(&stop_flag)) {

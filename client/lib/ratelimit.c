@@ -1,8 +1,8 @@
 /*
  * libringkv: the rate limiter's calls (include/ringkv/ratelimit.h).
  *
- * Requests are built on the stack from the caller's arrays (nothing is
- * copied: protobuf-c packs straight from the borrowed strings); answers
+ * Requests are built in one heap block sized to them, pointing at the
+ * caller's strings (protobuf-c packs straight from them); answers
  * are copied out of the RPC result's arena into one heap block per
  * result, so the caller holds no RPC memory.
  */
@@ -40,46 +40,82 @@ const char *ringkv_rl_unit_name(int unit)
 	return unit >= 1 && unit <= 4 ? names[unit] : "?";
 }
 
-/* The protobuf form of one check, on the caller's stack. */
-typedef struct pb_check {
-	Ringkv__V1__RateLimitCheckRequest req;
-	Ringkv__V1__RateLimitDescriptor d[MAX_DESCRIPTORS];
-	Ringkv__V1__RateLimitDescriptor *dp[MAX_DESCRIPTORS];
-	Ringkv__V1__RateLimitEntry e[MAX_DESCRIPTORS][MAX_ENTRIES];
-	Ringkv__V1__RateLimitEntry *ep[MAX_DESCRIPTORS][MAX_ENTRIES];
-} pb_check_t;
+/* The protobuf form of checks, in one heap block sized to them: the
+ * requests, then every descriptor (struct and pointer), then every entry
+ * (struct and pointer). Nothing is copied: strings stay the caller's. */
+typedef struct pb_checks {
+	Ringkv__V1__RateLimitCheckRequest *req; /* n */
+	Ringkv__V1__RateLimitCheckRequest **rp; /* n */
+	Ringkv__V1__RateLimitDescriptor *d;     /* all descriptors */
+	Ringkv__V1__RateLimitDescriptor **dp;   /* all descriptors */
+	Ringkv__V1__RateLimitEntry *e;          /* all entries */
+	Ringkv__V1__RateLimitEntry **ep;        /* all entries */
+	void *block;                            /* frees all of it */
+} pb_checks_t;
 
-static rk_status_t build(const ringkv_rl_check_t *c, pb_check_t *p,
+/* Builds N checks into P (caller frees p->block). */
+static rk_status_t build(const ringkv_rl_check_t *c, size_t n, pb_checks_t *p,
                          ringkv_error_t *err)
 {
-	if (c->n_descriptors > MAX_DESCRIPTORS) {
-		rk_conn_error(err, "more than %d descriptors", MAX_DESCRIPTORS);
-		return RK_INVALID_ARGUMENT;
-	}
-	ringkv__v1__rate_limit_check_request__init(&p->req);
-	p->req.domain = (char *)c->domain;
-	p->req.has_hits = true;
-	p->req.hits = c->hits;
-	p->req.n_descriptors = c->n_descriptors;
-	p->req.descriptors = p->dp;
-	for (size_t i = 0; i < c->n_descriptors; i++) {
-		const ringkv_rl_descriptor_t *d = &c->descriptors[i];
-		if (d->n_entries > MAX_ENTRIES) {
-			rk_conn_error(err,
-			              "descriptor %zu: more than %d "
-			              "entries",
-			              i, MAX_ENTRIES);
+	size_t nd = 0, ne = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (c[i].n_descriptors > MAX_DESCRIPTORS) {
+			rk_conn_error(err, "more than %d descriptors",
+			              MAX_DESCRIPTORS);
 			return RK_INVALID_ARGUMENT;
 		}
-		ringkv__v1__rate_limit_descriptor__init(&p->d[i]);
-		p->dp[i] = &p->d[i];
-		p->d[i].n_entries = d->n_entries;
-		p->d[i].entries = p->ep[i];
-		for (size_t k = 0; k < d->n_entries; k++) {
-			ringkv__v1__rate_limit_entry__init(&p->e[i][k]);
-			p->e[i][k].key = (char *)d->entries[k].key;
-			p->e[i][k].value = (char *)d->entries[k].value;
-			p->ep[i][k] = &p->e[i][k];
+		nd += c[i].n_descriptors;
+		for (size_t k = 0; k < c[i].n_descriptors; k++) {
+			if (c[i].descriptors[k].n_entries > MAX_ENTRIES) {
+				rk_conn_error(err,
+				              "descriptor %zu: more than %d "
+				              "entries",
+				              k, MAX_ENTRIES);
+				return RK_INVALID_ARGUMENT;
+			}
+			ne += c[i].descriptors[k].n_entries;
+		}
+	}
+	size_t bytes = n * (sizeof(*p->req) + sizeof(*p->rp)) +
+	               nd * (sizeof(*p->d) + sizeof(*p->dp)) +
+	               ne * (sizeof(*p->e) + sizeof(*p->ep));
+	char *m = malloc(bytes ? bytes : 1);
+	if (m == NULL)
+		return RK_RESOURCE_EXHAUSTED;
+	p->block = m;
+	p->req = (void *)m;
+	m += n * sizeof(*p->req);
+	p->d = (void *)m;
+	m += nd * sizeof(*p->d);
+	p->e = (void *)m;
+	m += ne * sizeof(*p->e);
+	p->rp = (void *)m;
+	m += n * sizeof(*p->rp);
+	p->dp = (void *)m;
+	m += nd * sizeof(*p->dp);
+	p->ep = (void *)m;
+	size_t di = 0, ei = 0;
+	for (size_t i = 0; i < n; i++) {
+		Ringkv__V1__RateLimitCheckRequest *r = &p->req[i];
+		ringkv__v1__rate_limit_check_request__init(r);
+		p->rp[i] = r;
+		r->domain = (char *)c[i].domain;
+		r->has_hits = true;
+		r->hits = c[i].hits;
+		r->n_descriptors = c[i].n_descriptors;
+		r->descriptors = &p->dp[di];
+		for (size_t k = 0; k < c[i].n_descriptors; k++, di++) {
+			const ringkv_rl_descriptor_t *d = &c[i].descriptors[k];
+			ringkv__v1__rate_limit_descriptor__init(&p->d[di]);
+			p->dp[di] = &p->d[di];
+			p->d[di].n_entries = d->n_entries;
+			p->d[di].entries = &p->ep[ei];
+			for (size_t j = 0; j < d->n_entries; j++, ei++) {
+				ringkv__v1__rate_limit_entry__init(&p->e[ei]);
+				p->e[ei].key = (char *)d->entries[j].key;
+				p->e[ei].value = (char *)d->entries[j].value;
+				p->ep[ei] = &p->e[ei];
+			}
 		}
 	}
 	return RK_OK;
@@ -149,17 +185,13 @@ rk_status_t ringkv_ratelimit_check(ringkv_conn_t *conn,
 	memset(out, 0, sizeof(*out));
 	if (!methods_ok)
 		return RK_INTERNAL;
-	pb_check_t *p = malloc(sizeof(*p));
-	if (p == NULL)
-		return RK_RESOURCE_EXHAUSTED;
-	rk_status_t st = build(check, p, err);
-	if (st != RK_OK) {
-		free(p);
+	pb_checks_t p;
+	rk_status_t st = build(check, 1, &p, err);
+	if (st != RK_OK)
 		return st;
-	}
 	rk_rpc_result_t res;
-	st = rk_conn_call(conn, &m_check, &p->req.base, &res, err);
-	free(p);
+	st = rk_conn_call(conn, &m_check, &p.req[0].base, &res, err);
+	free(p.block);
 	if (st == RK_OK)
 		st = copy_out((const void *)res.response, out);
 	rk_rpc_result_clear(&res);
@@ -176,29 +208,17 @@ rk_status_t ringkv_ratelimit_check_batch(ringkv_conn_t *conn,
 	if (!methods_ok)
 		return RK_INTERNAL;
 	memset(results, 0, n * sizeof(*results));
-	pb_check_t *p = malloc((n ? n : 1) * sizeof(*p));
-	Ringkv__V1__RateLimitCheckRequest **list =
-	    malloc((n ? n : 1) * sizeof(*list));
-	rk_status_t st = RK_OK;
-	if (p == NULL || list == NULL)
-		st = RK_RESOURCE_EXHAUSTED;
-	for (size_t i = 0; i < n && st == RK_OK; i++) {
-		st = build(&checks[i], &p[i], err);
-		list[i] = &p[i].req;
-	}
-	if (st != RK_OK) {
-		free(p);
-		free(list);
+	pb_checks_t p;
+	rk_status_t st = build(checks, n, &p, err);
+	if (st != RK_OK)
 		return st;
-	}
 	Ringkv__V1__RateLimitCheckBatchRequest req =
 	    RINGKV__V1__RATE_LIMIT_CHECK_BATCH_REQUEST__INIT;
 	req.n_checks = n;
-	req.checks = list;
+	req.checks = p.rp;
 	rk_rpc_result_t res;
 	st = rk_conn_call(conn, &m_batch, &req.base, &res, err);
-	free(p);
-	free(list);
+	free(p.block);
 	if (st == RK_OK) {
 		const Ringkv__V1__RateLimitCheckBatchResponse *b =
 		    (const void *)res.response;

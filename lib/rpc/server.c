@@ -100,7 +100,9 @@ struct rk_rpc_server {
 	size_t nroutes;           /* routes in use */
 	rk_workpool_t *pool;      /* runs blocking handlers */
 	rk_rpc_call_t *work;      /* nwork items, after start */
-	atomic_bool closing;      /* set first thing in free */
+	atomic_bool closing;      /* set first thing in shutdown */
+	atomic_bool stopped;      /* aios stopped: replies are dropped */
+	bool shut;                /* rk_rpc_server_shutdown() ran */
 	atomic_uint_fast64_t reject_log_second; /* rate limit of log lines */
 	atomic_uint reject_log_count;
 };
@@ -196,6 +198,11 @@ static void work_send(rk_rpc_call_t *w, Ringkv__V1__ResponseEnvelope *env)
 	nng_msg *msg = NULL;
 	rk_status_t code = (rk_status_t)env->status->code;
 
+	if (atomic_load(&srv->stopped)) {
+		/* A call the service held past shutdown: nobody listens. */
+		count_result(w, code);
+		return;
+	}
 	rk_status_t st = rk_frame_pack(sealer, RK_FRAME_RESPONSE, bind,
 	                               &env->base, &msg, NULL);
 	if (st == RK_OK && nng_msg_len(msg) > srv->max_frame) {
@@ -593,21 +600,33 @@ int rk_rpc_server_port(const rk_rpc_server_t *srv)
 	return srv->port;
 }
 
+void rk_rpc_server_shutdown(rk_rpc_server_t *srv)
+{
+	if (srv == NULL || srv->shut)
+		return;
+	srv->shut = true;
+	atomic_store(&srv->closing, true);
+	/* Shutdown order: close the socket (every armed aio completes with
+	 * ECLOSED), let queued handlers run (their replies fail fast), stop
+	 * every aio (waits out running callbacks, inline handlers among
+	 * them). After this no handler starts or runs on our threads. */
+	if (srv->sock_open)
+		nng_close(srv->sock);
+	rk_workpool_free(srv->pool);
+	srv->pool = NULL;
+	atomic_store(&srv->stopped, true);
+	if (srv->work != NULL)
+		for (size_t i = 0; i < srv->nwork; i++)
+			if (srv->work[i].aio != NULL)
+				nng_aio_stop(srv->work[i].aio);
+}
+
 void rk_rpc_server_free(rk_rpc_server_t *srv)
 {
 	if (srv == NULL)
 		return;
-	atomic_store(&srv->closing, true);
-	/* Shutdown order: close the socket (every armed aio completes with
-	 * ECLOSED), let queued handlers run (their replies fail fast), stop
-	 * every aio (waits out running callbacks), then free. */
-	if (srv->sock_open)
-		nng_close(srv->sock);
-	rk_workpool_free(srv->pool);
+	rk_rpc_server_shutdown(srv);
 	if (srv->work != NULL) {
-		for (size_t i = 0; i < srv->nwork; i++)
-			if (srv->work[i].aio != NULL)
-				nng_aio_stop(srv->work[i].aio);
 		for (size_t i = 0; i < srv->nwork; i++) {
 			rk_rpc_call_t *w = &srv->work[i];
 			if (w->aio != NULL)

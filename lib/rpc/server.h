@@ -81,9 +81,15 @@ rk_status_t rk_rpc_server_start(rk_rpc_server_t *srv, char **err);
 /* The TCP port bound (after start). */
 int rk_rpc_server_port(const rk_rpc_server_t *srv);
 
-/* Stops listening, lets every accepted request finish (handlers still
- * queued run and their replies are dropped), and frees. Must not be called
- * from a handler. Safe with NULL. */
+/* Stops serving: stops listening, runs the handlers already queued (their
+ * replies are dropped) and waits for handlers running on nng's threads.
+ * Afterwards no handler starts; a call a service still holds may be
+ * answered (the answer goes nowhere) until rk_rpc_server_free(). Must not
+ * be called from a handler. Safe with NULL, and more than once. */
+void rk_rpc_server_shutdown(rk_rpc_server_t *srv);
+
+/* Shuts down if not yet done, and frees. Every call a service held must
+ * have been answered before. Safe with NULL. */
 void rk_rpc_server_free(rk_rpc_server_t *srv);
 
 /* --- inside a handler ------------------------------------------------- */

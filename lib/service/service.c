@@ -376,6 +376,9 @@ static void service_stop(rk_service_t *svc)
 	rk_service_set_degraded(svc, "stopping");
 	rk_rpc_client_free(svc->self);
 	rk_admin_stop(svc->admin);
+	/* No handler runs once the server is shut down, so the stop hook can
+	 * free what handlers use; then the calls it held are gone too. */
+	rk_rpc_server_shutdown(svc->rpc);
 	if (svc->spec->stop != NULL && svc->hooks_started)
 		svc->spec->stop(svc);
 	rk_rpc_server_free(svc->rpc);

@@ -56,8 +56,10 @@ typedef struct rk_service_spec {
 	/* Reloads from a freshly read config on SIGHUP; an error keeps the
 	 * old settings (and is logged). May be NULL. */
 	rk_status_t (*reload)(rk_service_t *svc, rk_config_t *cfg);
-	/* Stops the service's threads; no handler may be running or reply
-	 * afterwards. Runs only if start ran and succeeded. May be NULL. */
+	/* Stops the service's threads. Runs after the RPC server has shut
+	 * down (no handler runs any more), and only if start ran and
+	 * succeeded; calls it still holds must be answered before it
+	 * returns. May be NULL. */
 	void (*stop)(rk_service_t *svc);
 } rk_service_spec_t;
 

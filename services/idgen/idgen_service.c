@@ -11,13 +11,13 @@
  * threads may block; they reply when done. The server's own pool is not
  * used so that a fast-path call never pays a thread hop.
  *
- * Shutdown. The runtime calls the stop hook while the RPC server still
- * runs and frees the server afterwards, so handlers may run after stop.
- * `accepting` (under `mu`) closes the hand-off: after stop no call is
- * queued, calls that need the slow path are answered UNAVAILABLE, and
- * the pool is drained with the server still up so its replies go out.
- * The generator and the mark file live until rk_idgen_service_free(),
- * after the server is gone.
+ * Shutdown. rk_idgen_service_stop() answers every call the service
+ * holds (it drains the pool) before it returns, and must run before the
+ * RPC server is freed; it is safe whether or not the server still takes
+ * calls. `accepting` (under `mu`) closes the hand-off: after stop no call
+ * is queued, and a handler that still runs answers a call that needs the
+ * slow path UNAVAILABLE. The generator and the mark file live until
+ * rk_idgen_service_free(), after the server is gone.
  *
  * The mark. Issuers persist it themselves only when they reach it (the
  * reserve hook, under the generator's lock); while IDs flow, the marker
@@ -40,7 +40,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/clock.h"
 #include "core/log.h"
 #include "core/workpool.h"
 #include "hwm.h"
@@ -203,7 +202,7 @@ static void issue(rk_idgen_service_t *s, rk_rpc_call_t *call, uint32_t count,
 			return;
 		}
 	}
-	if (!rk_idgen_worker_held(&s->worker, rk_clock_unix_ms(), NULL)) {
+	if (!rk_idgen_worker_held(&s->worker, NULL)) {
 		rk_counter_add(s->refused[REFUSED_NO_LEASE], 1);
 		rk_rpc_reply_error(call, RK_UNAVAILABLE, 1000,
 		                   "no worker id is held: not issuing IDs");
@@ -236,16 +235,19 @@ static void issue(rk_idgen_service_t *s, rk_rpc_call_t *call, uint32_t count,
 	                    .count = count,
 	                    .batch = batch,
 	                    .ids = ids};
+	/* Counted before the hand-off: the reply may go out before
+	 * submit returns, and whoever reads the metric after it must
+	 * see the count. */
 	pthread_mutex_lock(&s->mu);
-	rk_status_t qs = s->accepting ? rk_workpool_submit(s->pool, &sc->task)
-	                              : RK_UNAVAILABLE;
+	rk_status_t qs = RK_UNAVAILABLE;
+	if (s->accepting) {
+		rk_counter_add(s->waited_calls, 1);
+		qs = rk_workpool_submit(s->pool, &sc->task);
+	}
 	pthread_mutex_unlock(&s->mu);
-	if (qs != RK_OK) {
+	if (qs != RK_OK)
 		rk_rpc_reply_error(call, RK_UNAVAILABLE, 1000,
 		                   "the ID service is stopping");
-		return;
-	}
-	rk_counter_add(s->waited_calls, 1);
 }
 
 /* ---------------------------------------------------------- handlers */
@@ -301,8 +303,7 @@ static void handle_info(rk_rpc_call_t *call, const ProtobufCMessage *msg,
 	rk_snowflake_outcome_t o;
 	rk_status_t st = rk_snowflake_probe(s->gen, &o);
 	uint64_t lease_exp = 0;
-	if (!rk_idgen_worker_held(&s->worker, rk_clock_unix_ms(), &lease_exp) &&
-	    st == RK_OK) {
+	if (!rk_idgen_worker_held(&s->worker, &lease_exp) && st == RK_OK) {
 		st = RK_UNAVAILABLE;
 		o.retry_after_ms = 1000;
 		snprintf(o.why, sizeof(o.why),
@@ -410,9 +411,9 @@ static void *marker_main(void *arg)
 			double stored = (double)rk_hwm_mark(s->hwm);
 			pthread_mutex_unlock(&s->hwm_mu);
 			if (st == RK_OK) {
-				rk_snowflake_mark_persisted(s->gen, mark);
 				rk_counter_add(s->stores, 1);
 				rk_gauge_set(s->mark, stored);
+				rk_snowflake_mark_persisted(s->gen, mark);
 				failing = false;
 			} else if (!failing) {
 				/* Issuers will try again themselves and
@@ -475,6 +476,17 @@ rk_status_t rk_idgen_service_new(const rk_idgen_config_t *cfg,
                                  rk_idgen_service_t **out, char *why,
                                  size_t len)
 {
+	return rk_idgen_service_new_with(cfg, clock, NULL, metrics, out, why,
+	                                 len);
+}
+
+rk_status_t rk_idgen_service_new_with(const rk_idgen_config_t *cfg,
+                                      const rk_snowflake_clock_t *clock,
+                                      const rk_idgen_worker_t *source,
+                                      rk_metrics_t *metrics,
+                                      rk_idgen_service_t **out, char *why,
+                                      size_t len)
+{
 	rk_idgen_service_t *s = calloc(1, sizeof(*s));
 	if (s == NULL) {
 		snprintf(why, len, "out of memory");
@@ -491,16 +503,22 @@ rk_status_t rk_idgen_service_new(const rk_idgen_config_t *cfg,
 	s->cfg = *cfg;
 	if (clock == NULL)
 		clock = rk_snowflake_system_clock();
-	rk_status_t st = rk_idgen_worker_static(cfg->datacenter_id,
-	                                        cfg->worker_id, &s->worker);
+	rk_status_t st = RK_OK;
+	if (source != NULL)
+		s->worker = *source; /* not the static kind: see the header */
+	else
+		st = rk_idgen_worker_static(cfg->datacenter_id, cfg->worker_id,
+		                            &s->worker);
 	if (st != RK_OK) {
 		snprintf(why, len, "datacenter %u / worker %u out of range",
 		         cfg->datacenter_id, cfg->worker_id);
 		goto fail;
 	}
 	st = rk_idgen_worker_acquire(&s->worker, why, len);
-	if (st != RK_OK)
+	if (st != RK_OK) {
+		s->worker.ops = NULL; /* nothing to release */
 		goto fail;
+	}
 	uint64_t floor_ms = 0;
 	uint64_t now_ms = clock->wall_us(clock->arg) / 1000;
 	uint64_t reserved;

@@ -26,6 +26,7 @@
 #include "rpc/method.h"
 #include "rpc/server.h"
 #include "snowflake.h"
+#include "worker.h"
 
 typedef struct rk_idgen_service rk_idgen_service_t;
 
@@ -44,11 +45,25 @@ rk_status_t rk_idgen_service_new(const rk_idgen_config_t *cfg,
                                  rk_idgen_service_t **out, char *why,
                                  size_t len);
 
+/* The same, with the identity from SOURCE instead of the config's static
+ * ids: an acquired-and-held source such as a lease (copied; its impl is
+ * borrowed and must outlive the service; must not be the static kind,
+ * whose impl points into itself). NULL SOURCE is the static one. The
+ * service acquires it, asks it before every issue, and releases it when
+ * freed. */
+rk_status_t rk_idgen_service_new_with(const rk_idgen_config_t *cfg,
+                                      const rk_snowflake_clock_t *clock,
+                                      const rk_idgen_worker_t *source,
+                                      rk_metrics_t *metrics,
+                                      rk_idgen_service_t **out, char *why,
+                                      size_t len);
+
 /* Routes the four methods on SRV (before it starts). */
 rk_status_t rk_idgen_service_route(rk_idgen_service_t *s, rk_rpc_server_t *srv);
 
-/* Stops taking calls that must wait, and finishes those queued (their
- * replies go out). The server must still be running or be freed later. */
+/* Stops taking calls that must wait, and answers those queued before it
+ * returns. Call it before the RPC server is freed (before or after the
+ * server stops taking calls). */
 void rk_idgen_service_stop(rk_idgen_service_t *s);
 
 /* Frees (after the RPC server is freed: no handler may still run). NULL

@@ -17,10 +17,9 @@ static rk_status_t static_acquire(void *impl, rk_idgen_identity_t *out,
 	return RK_OK;
 }
 
-static bool static_held(void *impl, uint64_t now_ms, uint64_t *expires_at_ms)
+static bool static_held(void *impl, uint64_t *expires_at_ms)
 {
 	(void)impl;
-	(void)now_ms;
 	*expires_at_ms = 0;
 	return true;
 }
@@ -57,11 +56,10 @@ rk_status_t rk_idgen_worker_acquire(rk_idgen_worker_t *w, char *why, size_t len)
 	return st;
 }
 
-bool rk_idgen_worker_held(rk_idgen_worker_t *w, uint64_t now_ms,
-                          uint64_t *expires_at_ms)
+bool rk_idgen_worker_held(rk_idgen_worker_t *w, uint64_t *expires_at_ms)
 {
 	uint64_t exp = 0;
-	bool held = w->ops->held(w->impl, now_ms, &exp);
+	bool held = w->ops->held(w->impl, &exp);
 	if (expires_at_ms != NULL)
 		*expires_at_ms = exp;
 	return held;

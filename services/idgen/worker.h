@@ -13,6 +13,11 @@
  * identity is acquired (may block, may fail), is held until a time, and
  * the service asks before every issue whether it still is; a source that
  * cannot renew stops answering `held`, and the service refuses to issue.
+ * The calls it will make are in proto/ringkv/v1/membership.proto
+ * (AcquireLease, RenewLease, ReleaseLease to the local agent; validity
+ * from valid_for_ms, counted from when the request was sent). A lease may
+ * name another worker id than the last one held, so the service will
+ * build its generator (and open that identity's mark) after acquire.
  *
  * A rk_idgen_worker_t is plain data; the static source holds no memory,
  * but its impl points into the struct itself: make it in place and do
@@ -43,9 +48,12 @@ typedef struct rk_idgen_worker_ops {
 	/* Obtains an identity into OUT; WHY (LEN bytes) on failure. */
 	rk_status_t (*acquire)(void *impl, rk_idgen_identity_t *out, char *why,
 	                       size_t len);
-	/* Whether the identity may still issue at NOW_MS (Unix);
-	 * *EXPIRES_AT_MS receives when it stops (0: never). */
-	bool (*held)(void *impl, uint64_t now_ms, uint64_t *expires_at_ms);
+	/* Whether the identity may still issue now. A source measures
+	 * validity on the monotonic clock (a lease's valid_for_ms counts
+	 * from when its request was sent), so a wall-clock step can never
+	 * stretch it. *EXPIRES_AT_MS receives the end as wall ms, for
+	 * display (0: never). */
+	bool (*held)(void *impl, uint64_t *expires_at_ms);
 	/* Gives the identity back (stops renewing). */
 	void (*release)(void *impl);
 } rk_idgen_worker_ops_t;
@@ -66,9 +74,8 @@ rk_status_t rk_idgen_worker_static(uint32_t dc, uint32_t worker,
 rk_status_t rk_idgen_worker_acquire(rk_idgen_worker_t *w, char *why,
                                     size_t len);
 
-/* Whether W may issue at NOW_MS; EXPIRES_AT_MS (may be NULL) as above. */
-bool rk_idgen_worker_held(rk_idgen_worker_t *w, uint64_t now_ms,
-                          uint64_t *expires_at_ms);
+/* Whether W may issue now; EXPIRES_AT_MS (may be NULL) as above. */
+bool rk_idgen_worker_held(rk_idgen_worker_t *w, uint64_t *expires_at_ms);
 
 void rk_idgen_worker_release(rk_idgen_worker_t *w);
 

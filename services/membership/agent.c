@@ -490,6 +490,10 @@ rk_status_t rk_ms_start(rk_service_t *svc)
 
 	rk_ms_member_t self;
 	memset(&self, 0, sizeof(self));
+	if (a->cfg.data_dir_defaulted)
+		rk_warn("membership.data_dir is not set: the node's identity "
+		        "lives in %s",
+		        a->cfg.data_dir);
 	char *err = NULL;
 	rk_status_t st = rk_ms_identity_next(a->cfg.data_dir, self.id,
 	                                     &self.generation, &err);

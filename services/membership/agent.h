@@ -5,18 +5,18 @@
  * describes the protocol and the config section:
  *
  *	membership:
- *	  data_dir: /var/lib/ringkv/membership  # identity file lives here
+ *	  data_dir: /var/lib/ringkv/membership  # identity; see config.c
  *	  seeds: [tcp://10.0.0.1:7300]          # agents to join through
  *	  advertise: tcp://10.0.0.5:7300        # how peers reach us
  *	  events_listen: tcp://0.0.0.0:7301     # pub0 socket for changes
  *	  weight: 1                             # ring weight of this node
  *	  round: 1s                             # gossip period
  *	  fanout: 3                             # peers per round
- *	  suspect_timeout: 5s                   # heartbeat stall -> suspect
- *	  isolation_timeout: 3s                 # silent this long -> not caught
- *up probe_timeout: 1s                     # gossip and probe call deadline
- *	  forget_after: 1h                      # left/down entries dropped
- *	  health_check: tcp://127.0.0.1:7200    # local service; empty: none
+ *	  suspect_timeout: 5s                   # stalled -> suspect
+ *	  isolation_timeout: 3s                 # silent -> not caught up
+ *	  probe_timeout: 1s                     # call deadline
+ *	  forget_after: 1h                      # left/down dropped
+ *	  health_check: tcp://127.0.0.1:7200    # local service; "": none
  *	  vnodes_per_weight: 2048               # for GetRing
  */
 #ifndef RK_MS_AGENT_H

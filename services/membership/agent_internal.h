@@ -21,6 +21,7 @@
 /* The membership section, as read by rk_ms_configure. */
 typedef struct rk_ms_config {
 	char data_dir[PATH_MAX]; /* identity file's directory */
+	bool data_dir_defaulted; /* not set in the config */
 	char seeds[RK_MS_MAX_SEEDS][RK_MS_URL_MAX]; /* join through these */
 	size_t nseeds;                              /* entries of seeds */
 	char advertise[RK_MS_URL_MAX]; /* our RPC URL for peers; "" derive */

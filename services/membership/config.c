@@ -36,12 +36,18 @@ rk_status_t rk_ms_configure(rk_service_t *svc, rk_config_t *cfg)
 	(void)svc;
 	rk_ms_config_t *c = &pending;
 	memset(c, 0, sizeof(*c));
-	/* Default: systemd's StateDirectory= when the unit sets one. */
+	/* Default: systemd's StateDirectory= when the unit sets one, else
+	 * var/membership/<node.id> under the working directory (the local
+	 * development cluster runs several agents from one directory). */
 	const char *state_dir = getenv("STATE_DIRECTORY");
-	const char *s = rk_config_string(cfg, "membership.data_dir",
-	                                 state_dir && state_dir[0]
-	                                     ? state_dir
-	                                     : "/var/lib/ringkv/membership");
+	char def_dir[PATH_MAX];
+	if (state_dir != NULL && state_dir[0] != '\0')
+		snprintf(def_dir, sizeof(def_dir), "%s", state_dir);
+	else
+		snprintf(def_dir, sizeof(def_dir), "var/membership/%s",
+		         rk_config_string(cfg, "node.id", "node"));
+	c->data_dir_defaulted = !rk_config_has(cfg, "membership.data_dir");
+	const char *s = rk_config_string(cfg, "membership.data_dir", def_dir);
 	if (s[0] == '\0' || strlen(s) >= sizeof(c->data_dir) - 32)
 		rk_config_error(cfg, "membership.data_dir",
 		                "expected a directory path");

@@ -20,7 +20,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
-#include "ring/ring.h"
+#include "ring/members.h"
 
 static rk_ms_methods_t methods;
 static pthread_once_t methods_once = PTHREAD_ONCE_INIT;
@@ -238,7 +238,7 @@ static void on_indirect(rk_rpc_call_t *call, const ProtobufCMessage *msg,
 	    req->target_url == NULL ||
 	    strncmp(req->target_url, "tcp://", 6) != 0 ||
 	    strlen(req->target_url) >= RK_MS_URL_MAX ||
-	    req->timeout_ms > 60000) {
+	    req->timeout_ms > 10000) {
 		refuse(a, call, "indirect probe", "bad target or timeout");
 		return;
 	}
@@ -447,29 +447,18 @@ static void on_get_ring(rk_rpc_call_t *call, const ProtobufCMessage *msg,
 	for (size_t i = 0; i < v.n; i++)
 		if (v.m[i].role == role && v.m[i].state != RK_MS_LEFT)
 			v.m[k++] = v.m[i];
-	rk_ring_node_t *nodes = calloc(k ? k : 1, sizeof(*nodes));
-	rk_ring_t *ring = NULL;
-	rk_status_t st = RK_RESOURCE_EXHAUSTED;
-	if (nodes != NULL) {
-		for (size_t i = 0; i < k; i++) {
-			memcpy(nodes[i].id, v.m[i].id, RK_MS_ID_BYTES);
-			nodes[i].weight = v.m[i].weight;
-			snprintf(nodes[i].datacenter, RK_RING_NAME_MAX, "%s",
-			         v.m[i].datacenter);
-			snprintf(nodes[i].rack, RK_RING_NAME_MAX, "%s",
-			         v.m[i].rack);
-		}
-		st = rk_ring_build(nodes, k, a->cfg.vnodes, &ring);
-	}
-	free(nodes);
+	/* The ring from the entries as subscribers see them, by the rule
+	 * they use too (lib/ring/members.c). */
 	rk_ms_pb_list_t l = {0};
-	if (st != RK_OK ||
-	    rk_ms_pb_list_init(&l, v.m, k, 0, rk_clock_mono_ms()) != RK_OK) {
-		rk_ring_free(ring);
+	rk_ring_t *ring = NULL;
+	rk_status_t st = rk_ms_pb_list_init(&l, v.m, k, 0, rk_clock_mono_ms());
+	if (st == RK_OK)
+		st =
+		    rk_ring_from_members(l.pp, l.n, role, a->cfg.vnodes, &ring);
+	if (st != RK_OK) {
+		rk_ms_pb_list_fini(&l);
 		free(v.m);
-		rk_rpc_reply_error(call,
-		                   st != RK_OK ? st : RK_RESOURCE_EXHAUSTED, 0,
-		                   "cannot build the ring");
+		rk_rpc_reply_error(call, st, 0, "cannot build the ring");
 		return;
 	}
 	Ringkv__V1__RingMember *rm =

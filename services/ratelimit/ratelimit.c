@@ -48,9 +48,9 @@ static rk_status_t configure(rk_service_t *svc, rk_config_t *cfg)
 	memset(&s, 0, sizeof(s));
 	const char *rules = rk_config_string(cfg, "ratelimit.rules_file", NULL);
 	if (rules == NULL || rules[0] == '\0') {
-		rk_config_error(cfg, "ratelimit.rules_file",
-		                "required: the rules file (see "
-		                "deploy/config/ratelimit-rules.yaml)");
+		/* No rules: every domain is unknown (NOT_FOUND). Lets a
+		 * config without a ratelimit section start, as the local
+		 * dev cluster's does. */
 	} else if (rules[0] == '/') {
 		snprintf(s.rules_file, sizeof(s.rules_file), "%s", rules);
 	} else {
@@ -73,14 +73,15 @@ static rk_status_t configure(rk_service_t *svc, rk_config_t *cfg)
 	    cfg, "ratelimit.sliding_log_max_entries", 65536, 16, 1 << 24);
 	s.retry_ms = rk_config_duration_ms(cfg, "ratelimit.unreachable_retry",
 	                                   1000, 1, 3600000);
-	if (s.rules_file[0] == '\0')
-		return RK_INVALID_ARGUMENT;
-
 	rk_rl_rules_opts_t ro = {.sliding_log_max_entries =
 	                             (uint32_t)s.log_entries};
 	rk_rl_rules_t *r = NULL;
 	char *err = NULL;
-	if (rk_rl_rules_load(s.rules_file, &ro, &r, &err) != RK_OK) {
+	if (s.rules_file[0] == '\0') {
+		r = rk_rl_rules_empty();
+		if (r == NULL)
+			return RK_RESOURCE_EXHAUSTED;
+	} else if (rk_rl_rules_load(s.rules_file, &ro, &r, &err) != RK_OK) {
 		rk_config_error(cfg, "ratelimit.rules_file",
 		                "rules rejected:\n%s",
 		                err ? err : "unreadable");
@@ -118,6 +119,9 @@ static rk_status_t start(rk_service_t *svc)
 	st = rk_rl_handlers_register(rk_service_rpc(svc), &g.gate);
 	if (st != RK_OK)
 		return st;
+	if (s->rules_file[0] == '\0')
+		rk_warn("ratelimit: no ratelimit.rules_file: no rules, every "
+		        "check answers NOT_FOUND");
 	rk_info("ratelimit: rules %s loaded (version 1), %llu shards, "
 	        "%llu keys at most",
 	        s->rules_file, (unsigned long long)s->shards,

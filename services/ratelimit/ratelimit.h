@@ -5,7 +5,8 @@
  * Config section `ratelimit` (docs/ratelimit.md):
  *
  *	ratelimit:
- *	  rules_file: ratelimit-rules.yaml  # required; relative to this file
+ *	  rules_file: ratelimit-rules.yaml  # relative to this file; absent:
+ *	                              # no rules (every check NOT_FOUND)
  *	  shards: 64                  # key-table shards (restart to change)
  *	  max_keys: 1048576           # keys kept in all (restart to change)
  *	  max_log_memory: 64MiB       # sliding-log rings in all (restart)

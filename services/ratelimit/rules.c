@@ -407,6 +407,20 @@ rk_status_t rk_rl_rules_parse(const char *text, size_t len, const char *name,
 	return st;
 }
 
+rk_rl_rules_t *rk_rl_rules_empty(void)
+{
+	rk_rl_rules_t *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return NULL;
+	r->source = strdup("");
+	r->loaded_at_ms = rk_clock_unix_ms();
+	if (r->source == NULL) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
 static void free_node(rk_rl_node_t *n)
 {
 	for (size_t i = 0; i < n->nchildren; i++)

@@ -109,6 +109,10 @@ rk_status_t rk_rl_rules_parse(const char *text, size_t len, const char *name,
                               const rk_rl_rules_opts_t *opts,
                               rk_rl_rules_t **out, char **err);
 
+/* Rules with no domain (source ""); NULL when out of memory. Caller
+ * frees with rk_rl_rules_free. */
+rk_rl_rules_t *rk_rl_rules_empty(void);
+
 void rk_rl_rules_free(rk_rl_rules_t *r);
 
 /* The domain NAME, or NULL. */

@@ -403,6 +403,34 @@ test_ratelimit_bad_requests_get_statuses_and_service_survives(void **state)
 	f->passed = true;
 }
 
+/* Without a rules file the service starts with no rules: every check
+ * answers NOT_FOUND for its domain (the local dev cluster runs so). */
+static void
+test_ratelimit_without_rules_file_starts_and_knows_no_domain(void **state)
+{
+	fixture_t *f = *state;
+	char sample[PATH_MAX];
+	assert_int_equal(
+	    rk_proc_sample_config("ratelimit", sample, sizeof(sample)), 0);
+	rk_cfg_edit_t edits[] = {
+	    {"rpc.listen", "tcp://127.0.0.1:0", NULL},
+	    {"admin.listen", "127.0.0.1:0", NULL},
+	    {"security.cluster_key_file", NULL, NULL},
+	    {"security.allow_unsealed", "true", NULL},
+	    {"ratelimit.rules_file", NULL, NULL},
+	};
+	assert_int_equal(rk_cfg_write(f->config, sample, edits,
+	                              sizeof(edits) / sizeof(edits[0])),
+	                 0);
+	start(f);
+	ringkv_conn_t *c = conn_to(f);
+	ringkv_rl_result_t r;
+	assert_int_equal(check1(c, "ringkv", "client_id", "1", 1, &r),
+	                 RK_NOT_FOUND);
+	ringkv_close(c);
+	f->passed = true;
+}
+
 typedef struct caller {
 	pthread_t th;
 	fixture_t *f;
@@ -497,6 +525,9 @@ int main(void)
 	        teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_ratelimit_many_callers_on_one_key_admit_exactly_the_limit,
+	        setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_ratelimit_without_rules_file_starts_and_knows_no_domain,
 	        setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -51,14 +51,15 @@ static void fake_sleep(void *arg, uint64_t us)
 }
 
 typedef struct fixture {
-	char dir[64];            /* temp data dir */
-	fake_clock_t clock;      /* the generator's clock */
-	rk_metrics_t *metrics;   /* the service's registry */
-	rk_idgen_service_t *svc; /* the service */
-	rk_rpc_server_t *srv;    /* its server */
-	ringkv_conn_t *conn;     /* libringkv connection */
-	rk_rpc_client_t *raw;    /* raw client for bad requests */
-	uint32_t chunk_ms;       /* high_water_chunk; 0: default */
+	char dir[64];                    /* temp data dir */
+	fake_clock_t clock;              /* the generator's clock */
+	rk_metrics_t *metrics;           /* the service's registry */
+	rk_idgen_service_t *svc;         /* the service */
+	rk_rpc_server_t *srv;            /* its server */
+	ringkv_conn_t *conn;             /* libringkv connection */
+	rk_rpc_client_t *raw;            /* raw client for bad requests */
+	uint32_t chunk_ms;               /* high_water_chunk; 0: default */
+	const rk_idgen_worker_t *source; /* identity source; NULL: static */
 } fixture_t;
 
 static void start(fixture_t *f)
@@ -73,8 +74,9 @@ static void start(fixture_t *f)
 	rk_snowflake_clock_t c = {fake_wall, fake_mono, fake_sleep, &f->clock};
 	char why[256];
 	f->metrics = rk_metrics_new();
-	assert_int_equal(rk_idgen_service_new(&cfg, &c, f->metrics, &f->svc,
-	                                      why, sizeof(why)),
+	assert_int_equal(rk_idgen_service_new_with(&cfg, &c, f->source,
+	                                           f->metrics, &f->svc, why,
+	                                           sizeof(why)),
 	                 RK_OK);
 	rk_rpc_server_opts_t so = {.listen = "tcp://127.0.0.1:0",
 	                           .metrics = f->metrics,
@@ -364,6 +366,108 @@ static void test_rpc_mark_is_raised_ahead_off_the_issue_path(void **state)
 	assert_true(metric(f, "ringkv_idgen_high_water_stores_total") >= 10);
 }
 
+/* ---------------------------------------------------------- identity */
+
+/* A stand-in for a lease from membership: the test decides whether it is
+ * held. */
+typedef struct fake_lease {
+	atomic_bool held;       /* what held() answers */
+	uint64_t expires_at_ms; /* what held() reports */
+	bool refuse;            /* acquire fails */
+	int acquired;           /* acquire calls */
+	int released;           /* release calls */
+} fake_lease_t;
+
+static rk_status_t lease_acquire(void *impl, rk_idgen_identity_t *out,
+                                 char *why, size_t len)
+{
+	fake_lease_t *l = impl;
+	l->acquired++;
+	if (l->refuse) {
+		snprintf(why, len, "no majority of agents reachable");
+		return RK_UNAVAILABLE;
+	}
+	out->datacenter = 4;
+	out->worker = 21;
+	return RK_OK;
+}
+
+static bool lease_held(void *impl, uint64_t *expires_at_ms)
+{
+	fake_lease_t *l = impl;
+	*expires_at_ms = l->expires_at_ms;
+	return atomic_load(&l->held);
+}
+
+static void lease_release(void *impl)
+{
+	((fake_lease_t *)impl)->released++;
+}
+
+static const rk_idgen_worker_ops_t lease_ops = {lease_acquire, lease_held,
+                                                lease_release};
+
+static void test_rpc_identity_not_held_stops_issuing(void **state)
+{
+	fixture_t *f = *state;
+	stop(f);
+	static fake_lease_t lease;
+	memset(&lease, 0, sizeof(lease));
+	atomic_store(&lease.held, true);
+	lease.expires_at_ms = T0_MS + 30000;
+	rk_idgen_worker_t src = {
+	    .kind = RK_IDGEN_WORKER_LEASE, .ops = &lease_ops, .impl = &lease};
+	f->source = &src;
+	start(f);
+	assert_int_equal(lease.acquired, 1);
+	uint64_t id;
+	ringkv_error_t err;
+	assert_int_equal(ringkv_id_next(f->conn, &id, &err), RK_OK);
+	ringkv_id_parts_t p;
+	ringkv_id_decode_local(id, RINGKV_IDGEN_DEFAULT_EPOCH_MS, &p);
+	assert_int_equal(p.datacenter_id, 4);
+	assert_int_equal(p.worker_id, 21);
+	ringkv_idgen_info_t in;
+	assert_int_equal(ringkv_idgen_info(f->conn, &in, &err), RK_OK);
+	assert_int_equal(in.worker_id_source, 2);
+	assert_true(in.lease_expires_at_ms == T0_MS + 30000);
+	/* The lease could not be renewed: no more IDs, single or batch. */
+	atomic_store(&lease.held, false);
+	assert_int_equal(ringkv_id_next(f->conn, &id, &err), RK_UNAVAILABLE);
+	assert_non_null(strstr(err.message, "no worker id is held"));
+	static uint64_t ids[16];
+	assert_int_equal(ringkv_id_next_batch(f->conn, 16, ids, NULL, &err),
+	                 RK_UNAVAILABLE);
+	assert_true(
+	    metric(f, "ringkv_idgen_refused_total{reason=\"no_worker_id\"}") ==
+	    2);
+	assert_int_equal(ringkv_idgen_info(f->conn, &in, &err), RK_OK);
+	assert_int_equal(in.issuing, RK_UNAVAILABLE);
+	/* Held again: issuing again, above what came before. */
+	atomic_store(&lease.held, true);
+	uint64_t id2;
+	assert_int_equal(ringkv_id_next(f->conn, &id2, &err), RK_OK);
+	assert_true(id2 > id);
+	stop(f);
+	assert_int_equal(lease.released, 1);
+	/* A source that cannot be acquired: the service does not start. */
+	lease.refuse = true;
+	rk_idgen_config_t cfg;
+	rk_idgen_config_defaults(&cfg);
+	snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", f->dir);
+	rk_metrics_t *m = rk_metrics_new();
+	rk_idgen_service_t *svc = NULL;
+	char why[256];
+	assert_int_equal(rk_idgen_service_new_with(&cfg, NULL, &src, m, &svc,
+	                                           why, sizeof(why)),
+	                 RK_UNAVAILABLE);
+	assert_non_null(strstr(why, "majority"));
+	assert_int_equal(lease.released, 1); /* nothing acquired to give back */
+	rk_metrics_free(m);
+	f->source = NULL;
+	start(f); /* for teardown */
+}
+
 int main(void)
 {
 	rk_log_set_level(RK_LOG_ERROR);
@@ -390,6 +494,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_rpc_mark_is_raised_ahead_off_the_issue_path, setup,
 	        teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_rpc_identity_not_held_stops_issuing, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

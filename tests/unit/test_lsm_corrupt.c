@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "coding.h"
 #include "lsm.h"
@@ -183,6 +184,26 @@ static void test_lsm_flipped_footer_byte_gives_data_loss(void **state)
 	flip_table_case(3);
 }
 
+static void test_lsm_truncated_table_gives_data_loss_not_a_crash(void **state)
+{
+	(void)state;
+	char *dir = make_db(1);
+	char sst[4200];
+	assert_int_equal(lsm_test_find(dir, "sst", sst, sizeof(sst)), 0);
+	int64_t size = lsm_test_file_size(sst);
+	assert_int_equal(truncate(sst, size / 2), 0);
+	rk_lsm_options_t o;
+	lsm_test_options(&o);
+	rk_lsm_t *db;
+	assert_int_equal(rk_lsm_open(dir, &o, &db, NULL, 0), RK_OK);
+	int ok, loss, missing;
+	read_all(db, &ok, &loss, &missing);
+	assert_int_equal(loss, N);
+	rk_lsm_close(db);
+	lsm_test_rmrf(dir);
+	free(dir);
+}
+
 static void test_lsm_flipped_manifest_byte_refuses_open(void **state)
 {
 	(void)state;
@@ -209,11 +230,14 @@ static void test_lsm_flipped_manifest_byte_refuses_open(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_lsm_flipped_log_byte_drops_tail_and_reports_it),
+	    cmocka_unit_test(
+	        test_lsm_flipped_log_byte_drops_tail_and_reports_it),
 	    cmocka_unit_test(test_lsm_flipped_data_block_byte_gives_data_loss),
 	    cmocka_unit_test(test_lsm_flipped_index_byte_gives_data_loss),
 	    cmocka_unit_test(test_lsm_flipped_bloom_byte_gives_data_loss),
 	    cmocka_unit_test(test_lsm_flipped_footer_byte_gives_data_loss),
+	    cmocka_unit_test(
+	        test_lsm_truncated_table_gives_data_loss_not_a_crash),
 	    cmocka_unit_test(test_lsm_flipped_manifest_byte_refuses_open),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

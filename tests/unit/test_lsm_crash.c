@@ -69,7 +69,8 @@ static void kill9_case(rk_lsm_sync_t sync, int min_acks)
 		int last = -1, got;
 		uint64_t deadline = rk_clock_mono_ms() + 20000;
 		unsigned target = (unsigned)min_acks + (unsigned)rand() % 500;
-		while (last + 1 < (int)target && rk_clock_mono_ms() < deadline) {
+		while (last + 1 < (int)target &&
+		       rk_clock_mono_ms() < deadline) {
 			struct pollfd pf = {.fd = p[0], .events = POLLIN};
 			if (poll(&pf, 1, 1000) <= 0)
 				continue;
@@ -100,8 +101,9 @@ static void kill9_case(rk_lsm_sync_t sync, int min_acks)
 			size_t n;
 			rk_status_t st = rk_lsm_get(db, k, strlen(k), &val, &n);
 			if (st != RK_OK)
-				fprintf(stderr, "acknowledged key %d of %d lost\n",
-				        i, last);
+				fprintf(stderr,
+				        "acknowledged key %d of %d lost\n", i,
+				        last);
 			assert_int_equal(st, RK_OK);
 			assert_int_equal(n, vn);
 			assert_memory_equal(val, v, n);
@@ -111,8 +113,7 @@ static void kill9_case(rk_lsm_sync_t sync, int min_acks)
 		rk_lsm_stats(db, &s);
 		printf("kill -9 round %d: %d acknowledged, %llu log records "
 		       "replayed, %llu bytes dropped\n",
-		       round, last + 1,
-		       (unsigned long long)s.recovery_records,
+		       round, last + 1, (unsigned long long)s.recovery_records,
 		       (unsigned long long)s.recovery_dropped_bytes);
 		rk_lsm_close(db);
 	}
@@ -140,8 +141,10 @@ static void test_lsm_full_disk_fails_cleanly_and_reopens(void **state)
 	char *dir = lsm_test_tmpdir("full");
 	if (mount("tmpfs", dir, "tmpfs", 0, "size=1m") != 0) {
 		int e = errno;
-		fprintf(stderr, "SKIPPED full-disk test: cannot mount a tmpfs "
-		        "(%s); needs root\n", strerror(e));
+		fprintf(stderr,
+		        "SKIPPED full-disk test: cannot mount a tmpfs "
+		        "(%s); needs root\n",
+		        strerror(e));
 		lsm_test_rmrf(dir);
 		free(dir);
 		skip();

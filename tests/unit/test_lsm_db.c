@@ -268,8 +268,8 @@ static void test_lsm_compaction_drops_tombstones_only_after_grace(void **state)
 	free(dir);
 }
 
-static void test_lsm_compaction_keeps_newest_and_reports_amplification(
-    void **state)
+static void
+test_lsm_compaction_keeps_newest_and_reports_amplification(void **state)
 {
 	(void)state;
 	char *dir = lsm_test_tmpdir("overwrite");
@@ -304,11 +304,11 @@ static void test_lsm_compaction_keeps_newest_and_reports_amplification(
 }
 
 typedef struct worker {
-	rk_lsm_t *db;  /* shared */
-	int id;        /* writer id, or -1 for a reader */
-	int n;         /* keys per writer */
-	int writers;   /* writer count, for readers */
-	int bad;       /* wrong values seen */
+	rk_lsm_t *db; /* shared */
+	int id;       /* writer id, or -1 for a reader */
+	int n;        /* keys per writer */
+	int writers;  /* writer count, for readers */
+	int bad;      /* wrong values seen */
 } worker_t;
 
 static void *writer_main(void *arg)
@@ -452,11 +452,13 @@ int main(void)
 	    cmocka_unit_test(test_lsm_batch_applies_in_order_atomically),
 	    cmocka_unit_test(test_lsm_reopen_keeps_every_write_across_tables),
 	    cmocka_unit_test(test_lsm_iterator_sees_one_consistent_snapshot),
-	    cmocka_unit_test(test_lsm_compaction_drops_tombstones_only_after_grace),
+	    cmocka_unit_test(
+	        test_lsm_compaction_drops_tombstones_only_after_grace),
 	    cmocka_unit_test(
 	        test_lsm_compaction_keeps_newest_and_reports_amplification),
 	    cmocka_unit_test(test_lsm_concurrent_readers_and_writers_agree),
-	    cmocka_unit_test(test_lsm_writes_slow_down_not_fail_when_l0_backs_up),
+	    cmocka_unit_test(
+	        test_lsm_writes_slow_down_not_fail_when_l0_backs_up),
 	    cmocka_unit_test(test_lsm_rejects_bad_arguments_and_second_open),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

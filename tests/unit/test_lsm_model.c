@@ -68,8 +68,7 @@ static size_t random_value(uint8_t *buf)
 	return n;
 }
 
-static void check_all(rk_lsm_t *db, val_t *m, unsigned long long seed,
-                      int op)
+static void check_all(rk_lsm_t *db, val_t *m, unsigned long long seed, int op)
 {
 	char k[32];
 	for (int i = 0; i < NKEYS; i++) {
@@ -79,13 +78,17 @@ static void check_all(rk_lsm_t *db, val_t *m, unsigned long long seed,
 		rk_status_t st = rk_lsm_get(db, k, kn, &v, &n);
 		if (m[i].p == NULL) {
 			if (st != RK_NOT_FOUND)
-				fprintf(stderr, "seed %llu op %d key %d: want "
-				        "absent, got %d\n", seed, op, i, st);
+				fprintf(stderr,
+				        "seed %llu op %d key %d: want "
+				        "absent, got %d\n",
+				        seed, op, i, st);
 			assert_int_equal(st, RK_NOT_FOUND);
 		} else {
 			if (st != RK_OK)
-				fprintf(stderr, "seed %llu op %d key %d: want "
-				        "value, got %d\n", seed, op, i, st);
+				fprintf(stderr,
+				        "seed %llu op %d key %d: want "
+				        "value, got %d\n",
+				        seed, op, i, st);
 			assert_int_equal(st, RK_OK);
 			assert_int_equal(n, m[i].n);
 			assert_memory_equal(v, m[i].p, n);
@@ -208,7 +211,8 @@ static void test_lsm_model_random_ops_crashes_and_reopens(void **state)
 					lens[i] = random_value(vbuf);
 					vals[i] = malloc(lens[i] + 1);
 					memcpy(vals[i], vbuf, lens[i]);
-					rk_lsm_batch_put(b, k, kn, vbuf, lens[i]);
+					rk_lsm_batch_put(b, k, kn, vbuf,
+					                 lens[i]);
 				}
 			}
 			assert_int_equal(rk_lsm_write(db, b), RK_OK);

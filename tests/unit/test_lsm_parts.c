@@ -38,9 +38,9 @@ static void test_crc32c_matches_the_standard_check_value(void **state)
 		buf[i] = (char)(i * 31);
 	uint32_t whole = rk_crc32c(buf, 100);
 	for (size_t cut = 0; cut <= 100; cut += 7)
-		assert_int_equal(rk_crc32c_extend(rk_crc32c(buf, cut),
-		                                  buf + cut, 100 - cut),
-		                 whole);
+		assert_int_equal(
+		    rk_crc32c_extend(rk_crc32c(buf, cut), buf + cut, 100 - cut),
+		    whole);
 	assert_int_equal(rk_crc32c_unmask(rk_crc32c_mask(whole)), whole);
 	assert_int_not_equal(rk_crc32c_mask(whole), whole);
 }
@@ -376,8 +376,8 @@ static uint64_t build_table(const char *dir, int n, int compression)
 	char path[4200];
 	rk_lsm_file_name(path, sizeof(path), dir, 5, "sst");
 	rk_table_builder_t tb;
-	assert_int_equal(rk_table_builder_open(&tb, path, 4096, compression, 10),
-	                 RK_OK);
+	assert_int_equal(
+	    rk_table_builder_open(&tb, path, 4096, compression, 10), RK_OK);
 	uint8_t k[64];
 	size_t kn;
 	char v[128];
@@ -407,8 +407,8 @@ static int read_all(rk_table_t *t, int n, int *loss)
 		uint8_t *val;
 		size_t vlen;
 		rk_slice_t uk = rk_ikey_user(rk_slice(k, kn));
-		rk_status_t st = rk_table_get(t, rk_slice(k, kn), uk, &type,
-		                              &val, &vlen);
+		rk_status_t st =
+		    rk_table_get(t, rk_slice(k, kn), uk, &type, &val, &vlen);
 		if (st == RK_DATA_LOSS) {
 			(*loss)++;
 			continue;
@@ -449,7 +449,8 @@ static void test_table_roundtrip_with_and_without_lz4(void **state)
 		                 RK_NOT_FOUND);
 		rk_iter_t *it = rk_table_iter(t, false);
 		int n = 0;
-		for (rk_iter_seek_first(it); rk_iter_valid(it); rk_iter_next(it))
+		for (rk_iter_seek_first(it); rk_iter_valid(it);
+		     rk_iter_next(it))
 			n++;
 		assert_int_equal(n, 5000);
 		rk_iter_free(it);
@@ -486,11 +487,11 @@ static void corrupt_table_case(uint64_t where_kind)
 	rk_lsm_file_name(path, sizeof(path), dir, 5, "sst");
 	uint64_t foff, ioff, footer;
 	table_layout(path, &foff, &ioff, &footer);
-	uint64_t off = where_kind == 0   ? 100           /* a data block */
-	               : where_kind == 1 ? ioff + 3      /* the index */
-	               : where_kind == 2 ? foff + 30     /* the bloom bits */
-	               : where_kind == 3 ? footer + 5    /* footer handle */
-	                                 : footer + 50;  /* footer magic */
+	uint64_t off = where_kind == 0   ? 100          /* a data block */
+	               : where_kind == 1 ? ioff + 3     /* the index */
+	               : where_kind == 2 ? foff + 30    /* the bloom bits */
+	               : where_kind == 3 ? footer + 5   /* footer handle */
+	                                 : footer + 50; /* footer magic */
 	assert_int_equal(lsm_test_flip(path, off, 0x10), 0);
 	rk_cache_t *c;
 	assert_int_equal(rk_cache_new(1 << 20, &c), RK_OK);
@@ -498,14 +499,16 @@ static void corrupt_table_case(uint64_t where_kind)
 	char err[256] = "";
 	rk_status_t st = rk_table_open(dir, 5, size, c, &t, err, sizeof(err));
 	if (where_kind == 0) {
-		/* opens; the damaged block answers DATA_LOSS, others are right */
+		/* opens; the damaged block answers DATA_LOSS, others are right
+		 */
 		assert_int_equal(st, RK_OK);
 		int loss;
 		int ok = read_all(t, 3000, &loss);
 		assert_true(loss > 0);
 		assert_int_equal(ok + loss, 3000);
 		rk_iter_t *it = rk_table_iter(t, false);
-		for (rk_iter_seek_first(it); rk_iter_valid(it); rk_iter_next(it))
+		for (rk_iter_seek_first(it); rk_iter_valid(it);
+		     rk_iter_next(it))
 			;
 		assert_int_equal(rk_iter_status(it), RK_DATA_LOSS);
 		rk_iter_free(it);
@@ -556,15 +559,16 @@ static void test_manifest_roundtrip_and_any_flip_is_data_loss(void **state)
 		size_t an, bn;
 		ikey(a, &an, i * 10, 3);
 		ikey(b, &bn, i * 10 + 9, 3);
-		rk_file_t *f = rk_file_new(dir, NULL, (uint64_t)(10 + i), 1000,
-		                           10, rk_slice(a, an), rk_slice(b, bn));
+		rk_file_t *f =
+		    rk_file_new(dir, NULL, (uint64_t)(10 + i), 1000, 10,
+		                rk_slice(a, an), rk_slice(b, bn));
 		assert_int_equal(rk_edit_add(&e, i % 3, f), RK_OK);
 		rk_file_unref(f);
 	}
 	rk_version_t *v = rk_version_apply(empty, &e);
 	rk_edit_fini(&e);
-	rk_manifest_t m = {.next_file = 99, .last_seq = 1234,
-	                   .log_number = 17, .version = v};
+	rk_manifest_t m = {
+	    .next_file = 99, .last_seq = 1234, .log_number = 17, .version = v};
 	assert_int_equal(rk_manifest_write(dir, &m, NULL, 0), RK_OK);
 	rk_manifest_t r;
 	assert_int_equal(rk_manifest_read(dir, NULL, &r, NULL, 0), RK_OK);
@@ -582,8 +586,9 @@ static void test_manifest_roundtrip_and_any_flip_is_data_loss(void **state)
 	for (int64_t off = 0; off < size; off += 3) {
 		assert_int_equal(lsm_test_flip(path, (uint64_t)off, 0x04), 0);
 		char err[256] = "";
-		assert_int_equal(rk_manifest_read(dir, NULL, &r, err, sizeof(err)),
-		                 RK_DATA_LOSS);
+		assert_int_equal(
+		    rk_manifest_read(dir, NULL, &r, err, sizeof(err)),
+		    RK_DATA_LOSS);
 		assert_non_null(strstr(err, "MANIFEST is corrupt"));
 		assert_int_equal(lsm_test_flip(path, (uint64_t)off, 0x04), 0);
 	}
@@ -604,7 +609,8 @@ int main(void)
 	    cmocka_unit_test(test_wal_replays_all_then_stops_at_torn_tail),
 	    cmocka_unit_test(test_wal_stops_at_corrupt_record_and_reports_it),
 	    cmocka_unit_test(test_block_roundtrip_seek_and_corruption),
-	    cmocka_unit_test(test_bloom_false_positive_rate_is_below_1_5_percent),
+	    cmocka_unit_test(
+	        test_bloom_false_positive_rate_is_below_1_5_percent),
 	    cmocka_unit_test(
 	        test_memtable_orders_versions_and_answers_by_sequence),
 	    cmocka_unit_test(test_cache_stays_within_its_byte_bound),

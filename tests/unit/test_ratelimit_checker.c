@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "checker.h"
 #include "core/arena.h"
@@ -412,6 +413,78 @@ static void test_reload_keeps_counts_of_unchanged_limits(void **st)
 	fix_fini(&f);
 }
 
+/* Random requests of one to three descriptors over two users (the same
+ * descriptor may come twice), each user under 5 a second and 12 a
+ * minute (fixed windows): verdicts equal a reference that admits a
+ * request only when every counter has room for all its hits, and then
+ * counts them all. */
+static void test_multi_limit_all_or_nothing_matches_reference(void **st)
+{
+	(void)st;
+	const char *env = getenv("RK_TEST_SEED");
+	uint64_t seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
+	printf("# %s: seed %llu (RK_TEST_SEED to replay)\n", __func__,
+	       (unsigned long long)seed);
+	srand((unsigned)seed);
+	fix_t f;
+	fix_init(&f,
+	         "domain: d\ndescriptors:\n  - key: u\n    rate_limits:\n"
+	         "      - {name: s, unit: second, requests_per_unit: 5, "
+	         "algorithm: fixed_window}\n"
+	         "      - {name: m, unit: minute, requests_per_unit: 12, "
+	         "algorithm: fixed_window}\n",
+	         NULL);
+	uint64_t now = 6000000000; /* a minute start */
+	atomic_store(&fake_now, now);
+	uint64_t sec_w[2] = {0}, sec_n[2] = {0}, min_w[2] = {0}, min_n[2] = {0};
+	for (int i = 0; i < 3000; i++) {
+		now += (uint64_t)(rand() % 400);
+		atomic_store(&fake_now, now);
+		int nd = 1 + rand() % 3, who[3];
+		uint32_t hits = 1 + (uint32_t)(rand() % 3);
+		char d[3][16];
+		for (int k = 0; k < nd; k++) {
+			who[k] = rand() % 2;
+			snprintf(d[k], sizeof(d[k]), "u=%d", who[k]);
+		}
+		req_t q;
+		if (nd == 1)
+			mkreq(&q, "d", hits, 1, d[0]);
+		else if (nd == 2)
+			mkreq(&q, "d", hits, 2, d[0], d[1]);
+		else
+			mkreq(&q, "d", hits, 3, d[0], d[1], d[2]);
+		uint64_t need[2] = {0, 0};
+		for (int k = 0; k < nd; k++)
+			need[who[k]] += hits;
+		bool want = true;
+		for (int u = 0; u < 2; u++) {
+			if (sec_w[u] != now / 1000) {
+				sec_w[u] = now / 1000;
+				sec_n[u] = 0;
+			}
+			if (min_w[u] != now / 60000) {
+				min_w[u] = now / 60000;
+				min_n[u] = 0;
+			}
+			if (need[u] > 0 &&
+			    (sec_n[u] + need[u] > 5 || min_n[u] + need[u] > 12))
+				want = false;
+		}
+		if (want)
+			for (int u = 0; u < 2; u++) {
+				sec_n[u] += need[u];
+				min_n[u] += need[u];
+			}
+		Ringkv__V1__RateLimitCheckResponse resp;
+		assert_int_equal(check(&f, &q, &resp), RK_OK);
+		if (resp.allowed != want)
+			fail_msg("request %d: got %d, reference %d", i,
+			         resp.allowed, want);
+	}
+	fix_fini(&f);
+}
+
 /* --- concurrency ------------------------------------------------------- */
 
 typedef struct hammer {
@@ -547,6 +620,7 @@ int main(void)
 	        test_unreachable_owner_fails_open_or_closed_per_rule),
 	    cmocka_unit_test(test_key_table_memory_is_bounded),
 	    cmocka_unit_test(test_reload_keeps_counts_of_unchanged_limits),
+	    cmocka_unit_test(test_multi_limit_all_or_nothing_matches_reference),
 	    cmocka_unit_test(
 	        test_many_threads_on_one_key_never_admit_more_than_limit),
 	    cmocka_unit_test(test_rules_swap_is_atomic_under_load),

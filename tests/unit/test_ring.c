@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ring/members.h"
 #include "ring/ring.h"
 
 #define KEYS 1000000
@@ -436,6 +437,110 @@ static void test_ring_build_refuses_bad_input(void **state)
 	rk_ring_free(r);
 }
 
+static int cmp_tok_node(const void *a, const void *b)
+{
+	const uint64_t *x = a, *y = b;
+	if (x[0] != y[0])
+		return x[0] < y[0] ? -1 : 1;
+	return x[1] < y[1] ? -1 : (x[1] > y[1]);
+}
+
+static void
+test_ring_preference_list_is_the_clockwise_walk_of_nodes(void **state)
+{
+	(void)state;
+	/* One rack: no placement preference, so replicas and fallbacks are
+	 * exactly the distinct nodes in the order met walking clockwise,
+	 * computed here independently from the nodes' own tokens. */
+	rk_ring_node_t nodes[6];
+	make_nodes(nodes, 6, 1);
+	for (size_t i = 0; i < 6; i++)
+		snprintf(nodes[i].rack, RK_RING_NAME_MAX, "rack");
+	rk_ring_t *r;
+	assert_int_equal(rk_ring_build(nodes, 6, 32, &r), RK_OK);
+	uint64_t all[6 * 32][2];
+	size_t k = 0;
+	for (size_t i = 0; i < 6; i++) {
+		uint64_t t[32];
+		assert_int_equal(rk_ring_node_tokens(r, i, t, 32), 32);
+		for (size_t j = 0; j < 32; j++) {
+			all[k][0] = t[j];
+			all[k][1] = i;
+			k++;
+		}
+	}
+	qsort(all, k, sizeof(all[0]), cmp_tok_node);
+	rk_ring_pref_opts_t o = {.n = 2};
+	for (int trial = 0; trial < 2000; trial++) {
+		uint64_t key = rnd();
+		size_t at = 0;
+		while (at < k && all[at][0] < key)
+			at++;
+		int want[6], nw = 0;
+		for (size_t step = 0; step < k && nw < 6; step++) {
+			int node = (int)all[(at + step) % k][1];
+			bool dup = false;
+			for (int w = 0; w < nw; w++)
+				dup = dup || want[w] == node;
+			if (!dup)
+				want[nw++] = node;
+		}
+		int got[6];
+		size_t reps;
+		assert_int_equal(
+		    rk_ring_preference_list(r, key, &o, got, 6, &reps), 6);
+		assert_int_equal(reps, 2);
+		assert_memory_equal(got, want, sizeof(want));
+	}
+	rk_ring_free(r);
+}
+
+static void
+test_ring_from_table_takes_the_role_members_that_have_not_left(void **state)
+{
+	(void)state;
+	uint8_t ids[6][16];
+	Ringkv__V1__Member m[6], *mp[6], *rev[6];
+	const int roles[6] = {3, 3, 3, 3, 4, 3};
+	const int states[6] = {1, 2, 3, 4, 1, 1};
+	for (int i = 0; i < 6; i++) {
+		random_id(ids[i]);
+		Ringkv__V1__Member init = RINGKV__V1__MEMBER__INIT;
+		m[i] = init;
+		m[i].has_node_id = true;
+		m[i].node_id.data = ids[i];
+		m[i].node_id.len = i == 5 ? 3 : 16; /* 5: malformed, skipped */
+		m[i].has_role = true;
+		m[i].role = (Ringkv__V1__ServiceId)roles[i];
+		m[i].has_state = true;
+		m[i].state = (Ringkv__V1__MemberState)states[i];
+		m[i].has_weight = true;
+		m[i].weight = 1;
+		m[i].datacenter = "dc1";
+		m[i].rack = i % 2 ? "a" : "b";
+		mp[i] = &m[i];
+		rev[5 - i] = &m[i];
+	}
+	rk_ring_t *r, *r2;
+	assert_int_equal(rk_ring_from_members(mp, 6, 3, 16, &r), RK_OK);
+	/* Alive, suspect and down storage members; not the left one, not
+	 * the agent, not the malformed one. */
+	assert_int_equal(rk_ring_node_count(r), 3);
+	for (int i = 0; i < 3; i++)
+		assert_true(rk_ring_find(r, ids[i]) >= 0);
+	assert_int_equal(rk_ring_find(r, ids[3]), -1);
+	assert_int_equal(rk_ring_find(r, ids[4]), -1);
+	assert_int_equal(rk_ring_from_members(rev, 6, 3, 16, &r2), RK_OK);
+	for (int k = 0; k < 1000; k++) {
+		uint64_t t = rnd();
+		assert_memory_equal(rk_ring_node(r, rk_ring_owner(r, t))->id,
+		                    rk_ring_node(r2, rk_ring_owner(r2, t))->id,
+		                    16);
+	}
+	rk_ring_free(r);
+	rk_ring_free(r2);
+}
+
 int main(void)
 {
 	const char *env = getenv("RINGKV_TEST_SEED");
@@ -460,7 +565,11 @@ int main(void)
 	    cmocka_unit_test(
 	        test_ring_preference_list_spreads_over_datacenters),
 	    cmocka_unit_test(test_ring_weight_zero_node_owns_nothing),
+	    cmocka_unit_test(
+	        test_ring_preference_list_is_the_clockwise_walk_of_nodes),
 	    cmocka_unit_test(test_ring_build_refuses_bad_input),
+	    cmocka_unit_test(
+	        test_ring_from_table_takes_the_role_members_that_have_not_left),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

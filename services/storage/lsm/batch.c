@@ -85,8 +85,7 @@ rk_status_t rk_lsm_batch_put(rk_lsm_batch_t *b, const void *key, size_t klen,
 	return add(b, RK_TYPE_VALUE, key, klen, val, vlen);
 }
 
-rk_status_t rk_lsm_batch_delete(rk_lsm_batch_t *b, const void *key,
-                                size_t klen)
+rk_status_t rk_lsm_batch_delete(rk_lsm_batch_t *b, const void *key, size_t klen)
 {
 	uint8_t ts[8];
 	rk_put_u64(ts, rk_clock_unix_ms());

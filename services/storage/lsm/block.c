@@ -60,8 +60,7 @@ size_t rk_block_builder_size(const rk_block_builder_t *b)
 	return b->len + 4 * (b->nrestarts + 1) + 4;
 }
 
-void rk_block_builder_add(rk_block_builder_t *b, rk_slice_t key,
-                          rk_slice_t val)
+void rk_block_builder_add(rk_block_builder_t *b, rk_slice_t key, rk_slice_t val)
 {
 	size_t shared = 0;
 	if (b->counter < b->interval && b->entries > 0) {
@@ -114,8 +113,7 @@ rk_status_t rk_block_builder_finish(rk_block_builder_t *b, rk_slice_t *out)
 			b->rcap = 16;
 		b->restarts[b->nrestarts++] = 0;
 	}
-	if (b->failed ||
-	    !grow(&b->buf, &b->cap, b->len + 4 * b->nrestarts + 4))
+	if (b->failed || !grow(&b->buf, &b->cap, b->len + 4 * b->nrestarts + 4))
 		return RK_RESOURCE_EXHAUSTED;
 	for (size_t i = 0; i < b->nrestarts; i++) {
 		rk_put_u32(b->buf + b->len, b->restarts[i]);
@@ -137,7 +135,8 @@ rk_status_t rk_block_new(uint8_t *data, size_t size, rk_block_t **out)
 	uint32_t roff = (uint32_t)(size - 4 - 4 * (size_t)nr);
 	for (uint32_t i = 0; i < nr; i++) {
 		uint32_t r = rk_get_u32(data + roff + 4 * i);
-		if (r > roff || (i > 0 && r <= rk_get_u32(data + roff + 4 * (i - 1))) ||
+		if (r > roff ||
+		    (i > 0 && r <= rk_get_u32(data + roff + 4 * (i - 1))) ||
 		    (i == 0 && r != 0))
 			goto bad;
 	}

@@ -59,15 +59,15 @@ void rk_block_unref(rk_block_t *b);
 
 /* Position in a block. Holds a reference to the block while set. */
 typedef struct rk_block_iter {
-	rk_block_t *b;      /* referenced, NULL if none */
-	uint32_t off;       /* offset of the current entry */
-	uint32_t next_off;  /* offset of the entry after it */
-	uint8_t *key;       /* current key: inline_key or malloc'd */
-	size_t key_len;     /* its length */
-	size_t key_cap;     /* room at key */
+	rk_block_t *b;          /* referenced, NULL if none */
+	uint32_t off;           /* offset of the current entry */
+	uint32_t next_off;      /* offset of the entry after it */
+	uint8_t *key;           /* current key: inline_key or malloc'd */
+	size_t key_len;         /* its length */
+	size_t key_cap;         /* room at key */
 	uint8_t inline_key[64]; /* short keys need no allocation */
-	rk_slice_t val;     /* current value, inside the block */
-	bool valid;         /* positioned on an entry */
+	rk_slice_t val;         /* current value, inside the block */
+	bool valid;             /* positioned on an entry */
 	rk_status_t status; /* RK_DATA_LOSS once a malformed entry is seen */
 } rk_block_iter_t;
 

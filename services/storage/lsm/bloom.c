@@ -23,7 +23,8 @@ rk_status_t rk_bloom_builder_init(rk_bloom_builder_t *b, int bits_per_key)
 	uint64_t key[2];
 	size_t got = 0;
 	while (got < sizeof(key)) {
-		ssize_t r = getrandom((uint8_t *)key + got, sizeof(key) - got, 0);
+		ssize_t r =
+		    getrandom((uint8_t *)key + got, sizeof(key) - got, 0);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -109,7 +110,8 @@ rk_status_t rk_bloom_parse(rk_bloom_t *f, const uint8_t *p, size_t n)
 	f->k0 = rk_get_u64(p + 4);
 	f->k1 = rk_get_u64(p + 12);
 	f->nbits = rk_get_u32(p + 20);
-	if (f->nbits < 64 || (uint64_t)RK_BLOOM_HEADER + (f->nbits + 7ull) / 8 != n)
+	if (f->nbits < 64 ||
+	    (uint64_t)RK_BLOOM_HEADER + (f->nbits + 7ull) / 8 != n)
 		return RK_DATA_LOSS;
 	f->bits = p + RK_BLOOM_HEADER;
 	return RK_OK;

@@ -17,12 +17,12 @@
 
 /* Collects key hashes while a table is built. */
 typedef struct rk_bloom_builder {
-	uint64_t k0, k1;    /* the SipHash key of this table */
-	uint64_t *hashes;   /* one per distinct user key added */
-	size_t n;           /* used */
-	size_t cap;         /* allocated */
-	int bits_per_key;   /* bits a key */
-	bool failed;        /* allocation failed */
+	uint64_t k0, k1;  /* the SipHash key of this table */
+	uint64_t *hashes; /* one per distinct user key added */
+	size_t n;         /* used */
+	size_t cap;       /* allocated */
+	int bits_per_key; /* bits a key */
+	bool failed;      /* allocation failed */
 } rk_bloom_builder_t;
 
 /* Draws a fresh random key from getrandom(2). */

@@ -39,7 +39,7 @@ typedef struct shard {
 } shard_t;
 
 struct rk_cache {
-	shard_t shards[SHARDS];    /* the shards */
+	shard_t shards[SHARDS];      /* the shards */
 	atomic_uint_fast64_t hits;   /* lookups that found a block */
 	atomic_uint_fast64_t misses; /* lookups that did not */
 };
@@ -163,8 +163,7 @@ static void rehash(shard_t *s)
 	s->nbuckets = nb;
 }
 
-void rk_cache_insert(rk_cache_t *c, uint64_t table, uint64_t off,
-                     rk_block_t *b)
+void rk_cache_insert(rk_cache_t *c, uint64_t table, uint64_t off, rk_block_t *b)
 {
 	uint64_t h = mix(table, off);
 	shard_t *s = &c->shards[h % SHARDS];

@@ -77,9 +77,8 @@ static inline size_t rk_varint_len(uint64_t v)
 }
 
 /* Reads a varint of at most MAXBYTES bytes (5 or 10) from [P, END). */
-static inline const uint8_t *rk_get_varint(const uint8_t *p,
-                                           const uint8_t *end, uint64_t *v,
-                                           int maxbytes)
+static inline const uint8_t *rk_get_varint(const uint8_t *p, const uint8_t *end,
+                                           uint64_t *v, int maxbytes)
 {
 	uint64_t r = 0;
 	for (int i = 0; i < maxbytes && p < end; i++) {

@@ -98,11 +98,11 @@ static bool parse_name(const char *name, const char *ext, uint64_t *num)
 }
 
 typedef struct recovery {
-	rk_lsm_t *db;            /* the database being opened */
-	rk_memtable_t *mem;      /* filling */
-	rk_edit_t *edit;         /* tables written so far */
-	uint64_t max_seq;        /* newest sequence replayed */
-	rk_status_t st;          /* a table write failure */
+	rk_lsm_t *db;       /* the database being opened */
+	rk_memtable_t *mem; /* filling */
+	rk_edit_t *edit;    /* tables written so far */
+	uint64_t max_seq;   /* newest sequence replayed */
+	rk_status_t st;     /* a table write failure */
 } recovery_t;
 
 static rk_status_t check_op(void *arg, uint64_t seq, int type, rk_slice_t k,
@@ -128,9 +128,9 @@ static rk_status_t recovery_flush(recovery_t *r)
 		return RK_OK;
 	rk_file_t *f = NULL;
 	rk_iter_t *it = rk_memtable_iter(r->mem);
-	rk_status_t st = it ? rk_db_build_table(r->db, it, r->db->next_file++,
-	                                        &f)
-	                    : RK_RESOURCE_EXHAUSTED;
+	rk_status_t st =
+	    it ? rk_db_build_table(r->db, it, r->db->next_file++, &f)
+	       : RK_RESOURCE_EXHAUSTED;
 	rk_iter_free(it);
 	if (st == RK_OK && f != NULL)
 		st = rk_edit_add(r->edit, 0, f);
@@ -154,7 +154,8 @@ static rk_status_t replay_record(void *arg, const uint8_t *p, size_t n)
 	st = rk_batch_walk(p, n, replay_op, r);
 	if (st == RK_DATA_LOSS)
 		st = RK_INTERNAL;
-	if (st == RK_OK && rk_memtable_bytes(r->mem) >= r->db->o.write_buffer_size)
+	if (st == RK_OK &&
+	    rk_memtable_bytes(r->mem) >= r->db->o.write_buffer_size)
 		st = recovery_flush(r);
 	return st;
 }
@@ -228,7 +229,8 @@ static void remove_obsolete(rk_lsm_t *db, const rk_version_t *v,
 		char path[4096];
 		if ((parse_name(e->d_name, "log", &n) && n < log_number) ||
 		    (parse_name(e->d_name, "sst", &n) && !in_version(v, n))) {
-			snprintf(path, sizeof(path), "%s/%s", db->dir, e->d_name);
+			snprintf(path, sizeof(path), "%s/%s", db->dir,
+			         e->d_name);
 			unlink(path);
 		}
 	}
@@ -259,7 +261,8 @@ static rk_status_t recover(rk_lsm_t *db, char *err, size_t errlen)
 		if (!db->o.create_if_missing)
 			return fail(err, errlen, RK_NOT_FOUND,
 			            "no database in %s", db->dir);
-		m = (rk_manifest_t){.next_file = 1, .version = rk_version_new()};
+		m = (rk_manifest_t){.next_file = 1,
+		                    .version = rk_version_new()};
 		if (m.version == NULL)
 			return RK_RESOURCE_EXHAUSTED;
 		st = rk_manifest_write(db->dir, &m, err, errlen);
@@ -287,7 +290,8 @@ static rk_status_t recover(rk_lsm_t *db, char *err, size_t errlen)
 		if (stopped) { /* never replay past a hole */
 			struct stat sb;
 			if (stat(path, &sb) == 0)
-				db->st.recovery_dropped_bytes += (uint64_t)sb.st_size;
+				db->st.recovery_dropped_bytes +=
+				    (uint64_t)sb.st_size;
 			continue;
 		}
 		rk_wal_report_t rep;
@@ -299,8 +303,8 @@ static rk_status_t recover(rk_lsm_t *db, char *err, size_t errlen)
 			char why[300];
 			snprintf(why, sizeof(why),
 			         "%06" PRIu64 ".log: %s, %" PRIu64
-			         " bytes dropped", logs[i], rep.reason,
-			         rep.dropped_bytes);
+			         " bytes dropped",
+			         logs[i], rep.reason, rep.dropped_bytes);
 			memcpy(db->st.recovery_drop_reason, why,
 			       sizeof(db->st.recovery_drop_reason) - 1);
 			rk_warn("lsm: recovery: %s",
@@ -310,8 +314,8 @@ static rk_status_t recover(rk_lsm_t *db, char *err, size_t errlen)
 	free(logs);
 	if (st == RK_OK && db->o.paranoid_checks &&
 	    db->st.recovery_dropped_bytes > 0)
-		st = fail(err, errlen, RK_DATA_LOSS,
-		          "commit log damaged: %s", db->st.recovery_drop_reason);
+		st = fail(err, errlen, RK_DATA_LOSS, "commit log damaged: %s",
+		          db->st.recovery_drop_reason);
 	if (st == RK_OK)
 		st = recovery_flush(&r);
 	if (r.max_seq > atomic_load(&db->last_seq))
@@ -325,8 +329,8 @@ static rk_status_t recover(rk_lsm_t *db, char *err, size_t errlen)
 			st = RK_RESOURCE_EXHAUSTED;
 		} else {
 			rk_manifest_t nm = {db->next_file,
-			                    atomic_load(&db->last_seq), log_number,
-			                    v};
+			                    atomic_load(&db->last_seq),
+			                    log_number, v};
 			st = rk_manifest_write(db->dir, &nm, err, errlen);
 			if (st == RK_OK) {
 				rk_version_unref(db->current);
@@ -340,7 +344,8 @@ static rk_status_t recover(rk_lsm_t *db, char *err, size_t errlen)
 	rk_edit_fini(&edit);
 	db->mem = r.mem;
 	if (st != RK_OK && err != NULL && errlen > 0 && err[0] == '\0')
-		snprintf(err, errlen, "recovery failed: %s", rk_status_name(st));
+		snprintf(err, errlen, "recovery failed: %s",
+		         rk_status_name(st));
 	return st;
 }
 
@@ -371,7 +376,8 @@ rk_status_t rk_lsm_open(const char *dir, const rk_lsm_options_t *o,
 	snprintf(path, sizeof(path), "%s/LOCK", dir);
 	db->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (db->lock_fd < 0) {
-		st = fail(err, errlen, errno == ENOENT ? RK_NOT_FOUND : RK_INTERNAL,
+		st = fail(err, errlen,
+		          errno == ENOENT ? RK_NOT_FOUND : RK_INTERNAL,
 		          "cannot open %s", path);
 		goto bad;
 	}
@@ -387,7 +393,8 @@ rk_status_t rk_lsm_open(const char *dir, const rk_lsm_options_t *o,
 	if ((st = rk_workpool_new(1, &db->pool)) != RK_OK)
 		goto bad;
 	if (o->sync == RK_LSM_SYNC_PERIODIC) {
-		if (pthread_create(&db->syncer, NULL, rk_db_syncer_main, db) != 0) {
+		if (pthread_create(&db->syncer, NULL, rk_db_syncer_main, db) !=
+		    0) {
 			st = RK_RESOURCE_EXHAUSTED;
 			goto bad;
 		}
@@ -450,7 +457,8 @@ rk_status_t rk_lsm_write(rk_lsm_t *db, rk_lsm_batch_t *b)
 static rk_status_t write_one(rk_lsm_t *db, int type, const void *key,
                              size_t klen, const void *val, size_t vlen)
 {
-	if (db == NULL || !key_ok(db, key, klen) || vlen > db->o.max_value_bytes)
+	if (db == NULL || !key_ok(db, key, klen) ||
+	    vlen > db->o.max_value_bytes)
 		return RK_INVALID_ARGUMENT;
 	/* A batch of one on the stack: its buffer is the only allocation. */
 	rk_lsm_batch_t b = {0};
@@ -596,8 +604,8 @@ void rk_lsm_stats(rk_lsm_t *db, rk_lsm_stats_t *out)
 	                                out->compact_write_bytes) /
 	                           (double)out->user_bytes
 	                     : 0.0;
-	out->space_amp = largest ? (double)out->table_bytes / (double)largest
-	                         : 0.0;
+	out->space_amp =
+	    largest ? (double)out->table_bytes / (double)largest : 0.0;
 	rk_cache_counters(db->cache, &out->cache_hits, &out->cache_misses,
 	                  &out->cache_bytes);
 }

@@ -34,35 +34,35 @@ struct rk_writer {
 };
 
 struct rk_lsm {
-	char *dir;                    /* database directory, owned */
-	rk_lsm_options_t o;           /* options, validated */
-	int lock_fd;                  /* LOCK, flock'ed */
-	rk_cache_t *cache;            /* block cache */
-	pthread_mutex_t mu;           /* see the comment above */
-	pthread_cond_t bg_cv;         /* background work finished a step */
-	rk_memtable_t *mem;           /* (mu) the memtable being written */
-	rk_memtable_t *imm;           /* (mu) being flushed, or NULL */
-	uint64_t imm_log;             /* (mu) the log imm was written to */
-	rk_wal_t *wal;                /* (mu) the log of mem */
-	rk_version_t *current;        /* (mu) live tables */
-	uint64_t next_file;           /* (mu) next unused file number */
+	char *dir;                     /* database directory, owned */
+	rk_lsm_options_t o;            /* options, validated */
+	int lock_fd;                   /* LOCK, flock'ed */
+	rk_cache_t *cache;             /* block cache */
+	pthread_mutex_t mu;            /* see the comment above */
+	pthread_cond_t bg_cv;          /* background work finished a step */
+	rk_memtable_t *mem;            /* (mu) the memtable being written */
+	rk_memtable_t *imm;            /* (mu) being flushed, or NULL */
+	uint64_t imm_log;              /* (mu) the log imm was written to */
+	rk_wal_t *wal;                 /* (mu) the log of mem */
+	rk_version_t *current;         /* (mu) live tables */
+	uint64_t next_file;            /* (mu) next unused file number */
 	atomic_uint_fast64_t last_seq; /* newest committed sequence */
-	rk_writer_t *wq_head;         /* (mu) writer queue, leader first */
-	rk_writer_t *wq_tail;         /* (mu) last writer */
-	rk_workpool_t *pool;          /* one background worker */
-	rk_task_t bg_task;            /* the flush/compaction task */
-	bool bg_running;              /* (mu) bg task queued or running */
-	bool shutting_down;           /* (mu) close has started */
-	rk_status_t bg_error;         /* (mu) sticky; writes fail with it */
-	uint8_t *compact_ptr[RK_LSM_LEVELS]; /* (mu) round-robin position */
+	rk_writer_t *wq_head;          /* (mu) writer queue, leader first */
+	rk_writer_t *wq_tail;          /* (mu) last writer */
+	rk_workpool_t *pool;           /* one background worker */
+	rk_task_t bg_task;             /* the flush/compaction task */
+	bool bg_running;               /* (mu) bg task queued or running */
+	bool shutting_down;            /* (mu) close has started */
+	rk_status_t bg_error;          /* (mu) sticky; writes fail with it */
+	uint8_t *compact_ptr[RK_LSM_LEVELS];   /* (mu) round-robin position */
 	size_t compact_ptr_len[RK_LSM_LEVELS]; /* its length */
-	uint64_t *snaps;              /* (mu) sequences of live iterators */
-	size_t nsnaps;                /* (mu) count */
-	size_t snaps_cap;             /* (mu) allocated */
-	pthread_t syncer;             /* periodic fdatasync thread */
-	bool syncer_started;          /* (mu) it exists */
-	pthread_cond_t sync_cv;       /* wakes the syncer for close */
-	rk_lsm_stats_t st;            /* (mu) counters kept under mu */
+	uint64_t *snaps;                 /* (mu) sequences of live iterators */
+	size_t nsnaps;                   /* (mu) count */
+	size_t snaps_cap;                /* (mu) allocated */
+	pthread_t syncer;                /* periodic fdatasync thread */
+	bool syncer_started;             /* (mu) it exists */
+	pthread_cond_t sync_cv;          /* wakes the syncer for close */
+	rk_lsm_stats_t st;               /* (mu) counters kept under mu */
 	atomic_uint_fast64_t user_bytes; /* written by callers */
 	atomic_uint_fast64_t log_bytes;  /* appended to logs */
 };

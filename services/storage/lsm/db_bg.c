@@ -24,10 +24,10 @@
 #include "manifest.h"
 
 typedef struct compaction {
-	int level;                /* inputs from level and level + 1 */
-	rk_file_t **in[2];        /* referenced */
-	size_t n[2];              /* counts */
-	bool manual;              /* always rewrite (no trivial move) */
+	int level;         /* inputs from level and level + 1 */
+	rk_file_t **in[2]; /* referenced */
+	size_t n[2];       /* counts */
+	bool manual;       /* always rewrite (no trivial move) */
 } compaction_t;
 
 static void compaction_free(compaction_t *c)
@@ -67,7 +67,8 @@ static int pick_level(const rk_lsm_t *db)
 		lvl = 0;
 	}
 	for (int l = 1; l < RK_LSM_LEVELS - 1; l++) {
-		double s = (double)level_bytes(v, l) / (double)level_max_bytes(db, l);
+		double s =
+		    (double)level_bytes(v, l) / (double)level_max_bytes(db, l);
 		if (s > best) {
 			best = s;
 			lvl = l;
@@ -87,6 +88,35 @@ void rk_db_maybe_schedule(rk_lsm_t *db)
 		db->bg_running = false;
 }
 
+/* Finishes builder B as table NUMBER and makes its file (*OUT, one
+ * reference). The builder is done either way (abandoned on error). */
+static rk_status_t finish_table(rk_lsm_t *db, rk_table_builder_t *b,
+                                uint64_t number, rk_file_t **out)
+{
+	*out = NULL;
+	uint64_t entries = b->entries, size;
+	size_t sn = b->first_len, ln = b->last_len;
+	uint8_t *sc = malloc(sn), *lc = malloc(ln);
+	rk_status_t st = RK_RESOURCE_EXHAUSTED;
+	if (sc == NULL || lc == NULL) {
+		rk_table_builder_abandon(b);
+		goto out;
+	}
+	memcpy(sc, b->first, sn); /* finish frees the builder's copies */
+	memcpy(lc, b->last, ln);
+	st = rk_table_builder_finish(b, &size);
+	if (st == RK_OK) {
+		*out = rk_file_new(db->dir, db->cache, number, size, entries,
+		                   rk_slice(sc, sn), rk_slice(lc, ln));
+		if (*out == NULL)
+			st = RK_RESOURCE_EXHAUSTED;
+	}
+out:
+	free(sc);
+	free(lc);
+	return st;
+}
+
 rk_status_t rk_db_build_table(rk_lsm_t *db, rk_iter_t *it, uint64_t number,
                               rk_file_t **out)
 {
@@ -97,41 +127,21 @@ rk_status_t rk_db_build_table(rk_lsm_t *db, rk_iter_t *it, uint64_t number,
 	char path[4096];
 	rk_lsm_file_name(path, sizeof(path), db->dir, number, "sst");
 	rk_table_builder_t b;
-	rk_status_t st = rk_table_builder_open(&b, path, db->o.block_size,
-	                                       db->o.compression,
-	                                       db->o.bloom_bits_per_key);
+	rk_status_t st =
+	    rk_table_builder_open(&b, path, db->o.block_size, db->o.compression,
+	                          db->o.bloom_bits_per_key);
 	if (st != RK_OK)
 		return st;
 	for (; rk_iter_valid(it) && st == RK_OK; rk_iter_next(it))
-		st = rk_table_builder_add(&b, rk_iter_key(it), rk_iter_value(it));
+		st = rk_table_builder_add(&b, rk_iter_key(it),
+		                          rk_iter_value(it));
 	if (st == RK_OK)
 		st = rk_iter_status(it);
 	if (st != RK_OK) {
 		rk_table_builder_abandon(&b);
 		return st;
 	}
-	uint64_t entries = b.entries;
-	uint8_t *small = malloc(b.first_len), *large = malloc(b.last_len);
-	size_t sl = b.first_len, ll = b.last_len;
-	if (small == NULL || large == NULL) {
-		free(small);
-		free(large);
-		rk_table_builder_abandon(&b);
-		return RK_RESOURCE_EXHAUSTED;
-	}
-	memcpy(small, b.first, sl);
-	memcpy(large, b.last, ll);
-	uint64_t size;
-	st = rk_table_builder_finish(&b, &size);
-	if (st == RK_OK) {
-		*out = rk_file_new(db->dir, db->cache, number, size, entries,
-		                   rk_slice(small, sl), rk_slice(large, ll));
-		if (*out == NULL)
-			st = RK_RESOURCE_EXHAUSTED;
-	}
-	free(small);
-	free(large);
-	return st;
+	return finish_table(db, &b, number, out);
 }
 
 rk_status_t rk_db_log_version(rk_lsm_t *db, rk_version_t *v,
@@ -195,8 +205,8 @@ static rk_status_t flush_imm(rk_lsm_t *db)
 	pthread_mutex_unlock(&db->mu);
 	rk_file_t *f = NULL;
 	rk_iter_t *it = rk_memtable_iter(imm);
-	rk_status_t st = it ? rk_db_build_table(db, it, number, &f)
-	                    : RK_RESOURCE_EXHAUSTED;
+	rk_status_t st =
+	    it ? rk_db_build_table(db, it, number, &f) : RK_RESOURCE_EXHAUSTED;
 	rk_iter_free(it);
 	pthread_mutex_lock(&db->mu);
 	rk_edit_t e;
@@ -295,7 +305,8 @@ static rk_status_t pick(rk_lsm_t *db, int level, bool all, compaction_t *c)
 			rk_slice_t p = rk_slice(db->compact_ptr[level],
 			                        db->compact_ptr_len[level]);
 			while (i < v->n[level] &&
-			       rk_ikey_cmp(rk_file_largest(v->files[level][i]), p) <= 0)
+			       rk_ikey_cmp(rk_file_largest(v->files[level][i]),
+			                   p) <= 0)
 				i++;
 			if (i == v->n[level])
 				i = 0;
@@ -321,7 +332,8 @@ static rk_status_t run(rk_lsm_t *db, compaction_t *c)
 	rk_status_t st = RK_OK;
 	for (int w = 0; w < 2; w++)
 		for (size_t i = 0; i < c->n[w] && st == RK_OK; i++)
-			st = rk_edit_delete(&e, c->level + w, c->in[w][i]->number);
+			st = rk_edit_delete(&e, c->level + w,
+			                    c->in[w][i]->number);
 	if (st != RK_OK)
 		goto out;
 	if (c->n[0] == 1 && c->n[1] == 0 && !c->manual) { /* trivial move */
@@ -339,8 +351,10 @@ static rk_status_t run(rk_lsm_t *db, compaction_t *c)
 			for (size_t i = 0; i < v->n[l]; i++) {
 				if (v->files[l][i] == c->in[0][0]) {
 					rk_file_unref(v->files[l][i]);
-					memmove(&v->files[l][i], &v->files[l][i + 1],
-					        (v->n[l] - i - 1) * sizeof(rk_file_t *));
+					memmove(&v->files[l][i],
+					        &v->files[l][i + 1],
+					        (v->n[l] - i - 1) *
+					            sizeof(rk_file_t *));
 					v->n[l]--;
 					break;
 				}
@@ -372,7 +386,8 @@ static rk_status_t run(rk_lsm_t *db, compaction_t *c)
 	if (kids != NULL) {
 		if (c->level == 0) {
 			for (size_t i = 0; i < c->n[0]; i++)
-				kids[k++] = rk_level_iter(&c->in[0][i], 1, false);
+				kids[k++] =
+				    rk_level_iter(&c->in[0][i], 1, false);
 		} else {
 			kids[k++] = rk_level_iter(c->in[0], c->n[0], false);
 		}
@@ -412,7 +427,8 @@ static rk_status_t run(rk_lsm_t *db, compaction_t *c)
 		uint64_t tr = rk_ikey_trailer(ik);
 		uint64_t seq = tr >> 8;
 		int type = (int)(tr & 0xff);
-		bool new_key = !has_cur || ucmp(uk, rk_slice(cur_key, cur_len)) != 0;
+		bool new_key =
+		    !has_cur || ucmp(uk, rk_slice(cur_key, cur_len)) != 0;
 		if (new_key) {
 			if (uk.n > cur_cap) {
 				uint8_t *nk2 = realloc(cur_key, uk.n * 2 + 16);
@@ -436,10 +452,12 @@ static rk_status_t run(rk_lsm_t *db, compaction_t *c)
 			rk_slice_t v = rk_iter_value(it);
 			uint64_t ts = v.n == 8 ? rk_get_u64(v.p) : UINT64_MAX;
 			bool base_level = true;
-			for (int l = out_level + 1; l < RK_LSM_LEVELS && base_level; l++)
-				base_level = !rk_version_overlaps(base, l, uk, uk);
-			if (ts != UINT64_MAX && ts <= now && now - ts >= grace &&
-			    base_level) {
+			for (int l = out_level + 1;
+			     l < RK_LSM_LEVELS && base_level; l++)
+				base_level =
+				    !rk_version_overlaps(base, l, uk, uk);
+			if (ts != UINT64_MAX && ts <= now &&
+			    now - ts >= grace && base_level) {
 				drop = true;
 				tomb++;
 			}
@@ -447,34 +465,17 @@ static rk_status_t run(rk_lsm_t *db, compaction_t *c)
 		last_seq_for_key = seq;
 		if (!drop) {
 			if (open && new_key &&
-			    rk_table_builder_size(&b) >= db->o.target_file_size) {
+			    rk_table_builder_size(&b) >=
+			        db->o.target_file_size) {
 				/* finish this output at a user-key boundary */
-				rk_file_t *f = NULL;
-				uint64_t entries = b.entries, size;
-				rk_slice_t s = rk_slice(b.first, b.first_len);
-				rk_slice_t l = rk_slice(b.last, b.last_len);
-				uint8_t *sc = malloc(s.n), *lc = malloc(l.n);
-				if (sc == NULL || lc == NULL) {
-					free(sc);
-					free(lc);
-					st = RK_RESOURCE_EXHAUSTED;
-					break;
-				}
-				memcpy(sc, s.p, s.n);
-				memcpy(lc, l.p, l.n);
+				rk_file_t *f;
 				open = false;
-				st = rk_table_builder_finish(&b, &size);
+				st = finish_table(db, &b, number, &f);
 				if (st == RK_OK) {
-					f = rk_file_new(db->dir, db->cache, number, size,
-					                entries, rk_slice(sc, s.n),
-					                rk_slice(lc, l.n));
-					st = f ? rk_edit_add(&e, out_level, f)
-					       : RK_RESOURCE_EXHAUSTED;
-					write_bytes += size;
+					write_bytes += f->size;
+					st = rk_edit_add(&e, out_level, f);
 				}
 				rk_file_unref(f);
-				free(sc);
-				free(lc);
 				if (st != RK_OK)
 					break;
 				/* let a waiting memtable out before going on */
@@ -490,11 +491,12 @@ static rk_status_t run(rk_lsm_t *db, compaction_t *c)
 				number = db->next_file++;
 				pthread_mutex_unlock(&db->mu);
 				char path[4096];
-				rk_lsm_file_name(path, sizeof(path), db->dir, number,
-				                 "sst");
-				st = rk_table_builder_open(&b, path, db->o.block_size,
-				                           db->o.compression,
-				                           db->o.bloom_bits_per_key);
+				rk_lsm_file_name(path, sizeof(path), db->dir,
+				                 number, "sst");
+				st = rk_table_builder_open(
+				    &b, path, db->o.block_size,
+				    db->o.compression,
+				    db->o.bloom_bits_per_key);
 				if (st != RK_OK)
 					break;
 				open = true;
@@ -507,29 +509,13 @@ static rk_status_t run(rk_lsm_t *db, compaction_t *c)
 	if (st == RK_OK && it != NULL)
 		st = rk_iter_status(it);
 	if (open && st == RK_OK) {
-		uint64_t entries = b.entries, size;
-		uint8_t *sc = malloc(b.first_len), *lc = malloc(b.last_len);
-		size_t sn = b.first_len, ln = b.last_len;
-		if (sc && lc) {
-			memcpy(sc, b.first, sn);
-			memcpy(lc, b.last, ln);
-			st = rk_table_builder_finish(&b, &size);
-			if (st == RK_OK) {
-				rk_file_t *f = rk_file_new(db->dir, db->cache, number,
-				                           size, entries,
-				                           rk_slice(sc, sn),
-				                           rk_slice(lc, ln));
-				st = f ? rk_edit_add(&e, out_level, f)
-				       : RK_RESOURCE_EXHAUSTED;
-				rk_file_unref(f);
-				write_bytes += size;
-			}
-		} else {
-			rk_table_builder_abandon(&b);
-			st = RK_RESOURCE_EXHAUSTED;
+		rk_file_t *f;
+		st = finish_table(db, &b, number, &f);
+		if (st == RK_OK) {
+			write_bytes += f->size;
+			st = rk_edit_add(&e, out_level, f);
 		}
-		free(sc);
-		free(lc);
+		rk_file_unref(f);
 	} else if (open) {
 		rk_table_builder_abandon(&b);
 	}

@@ -17,14 +17,14 @@
 #include "core/log.h"
 
 struct rk_lsm_iter {
-	rk_lsm_t *db;        /* borrowed; must outlive the iterator */
-	rk_iter_t *in;       /* merge of every source, owned */
-	uint64_t seq;        /* snapshot */
-	bool valid;          /* positioned on a visible entry */
-	uint8_t *skip;       /* user key being skipped, owned */
-	size_t skip_len;     /* its length */
-	size_t skip_cap;     /* allocated */
-	rk_status_t status;  /* allocation failures of this layer */
+	rk_lsm_t *db;       /* borrowed; must outlive the iterator */
+	rk_iter_t *in;      /* merge of every source, owned */
+	uint64_t seq;       /* snapshot */
+	bool valid;         /* positioned on a visible entry */
+	uint8_t *skip;      /* user key being skipped, owned */
+	size_t skip_len;    /* its length */
+	size_t skip_cap;    /* allocated */
+	rk_status_t status; /* allocation failures of this layer */
 };
 
 static bool save_skip(rk_lsm_iter_t *it, rk_slice_t uk)

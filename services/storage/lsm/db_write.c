@@ -25,8 +25,8 @@
 
 #define GROUP_MAX_BYTES (1u << 20)
 
-static rk_status_t insert_op(void *arg, uint64_t seq, int type,
-                             rk_slice_t key, rk_slice_t val)
+static rk_status_t insert_op(void *arg, uint64_t seq, int type, rk_slice_t key,
+                             rk_slice_t val)
 {
 	return rk_memtable_add(arg, seq, type, key, val);
 }
@@ -51,7 +51,8 @@ static rk_status_t make_room(rk_lsm_t *db, bool force)
 		if (allow_delay && l0 >= (size_t)db->o.l0_slowdown_trigger &&
 		    l0 < (size_t)db->o.l0_stop_trigger) {
 			/* Gradual: the further behind, the longer the pause. */
-			uint64_t us = 1000 * (l0 - (size_t)db->o.l0_slowdown_trigger + 1);
+			uint64_t us =
+			    1000 * (l0 - (size_t)db->o.l0_slowdown_trigger + 1);
 			pthread_mutex_unlock(&db->mu);
 			usleep((useconds_t)us);
 			pthread_mutex_lock(&db->mu);
@@ -60,7 +61,8 @@ static rk_status_t make_room(rk_lsm_t *db, bool force)
 			allow_delay = false;
 			continue;
 		}
-		if (!force && rk_memtable_bytes(db->mem) < db->o.write_buffer_size)
+		if (!force &&
+		    rk_memtable_bytes(db->mem) < db->o.write_buffer_size)
 			return RK_OK;
 		if (force && rk_memtable_count(db->mem) == 0)
 			return RK_OK;
@@ -126,8 +128,9 @@ rk_status_t rk_db_write(rk_lsm_t *db, rk_lsm_batch_t *b, bool force_switch)
 	if (st == RK_OK && b != NULL) {
 		size_t bytes = b->len, n = 1;
 		if (db->o.sync != RK_LSM_SYNC_ALWAYS) {
-			while (last->next != NULL && last->next->batch != NULL &&
-			       bytes + last->next->batch->len <= GROUP_MAX_BYTES) {
+			while (
+			    last->next != NULL && last->next->batch != NULL &&
+			    bytes + last->next->batch->len <= GROUP_MAX_BYTES) {
 				last = last->next;
 				bytes += last->batch->len;
 				n++;
@@ -153,7 +156,8 @@ rk_status_t rk_db_write(rk_lsm_t *db, rk_lsm_batch_t *b, bool force_switch)
 		rk_memtable_ref(mem);
 		pthread_mutex_unlock(&db->mu);
 
-		st = v != NULL ? rk_wal_append(wal, v, n) : RK_RESOURCE_EXHAUSTED;
+		st = v != NULL ? rk_wal_append(wal, v, n)
+		               : RK_RESOURCE_EXHAUSTED;
 		bool synced = false;
 		if (st == RK_OK && db->o.sync != RK_LSM_SYNC_PERIODIC) {
 			st = rk_wal_sync(wal);

@@ -59,9 +59,9 @@ rk_iter_t *rk_iter_empty(rk_status_t st)
 }
 
 typedef struct merging_iter {
-	rk_iter_t base;  /* must be first */
-	size_t n;        /* children */
-	rk_iter_t *cur;  /* child with the smallest key, NULL if none valid */
+	rk_iter_t base;    /* must be first */
+	size_t n;          /* children */
+	rk_iter_t *cur;    /* child with the smallest key, NULL if none valid */
 	rk_iter_t *kids[]; /* owned */
 } merging_iter_t;
 
@@ -139,9 +139,8 @@ static void m_free(rk_iter_t *it)
 	free(m);
 }
 
-static const rk_iter_ops_t merging_ops = {m_seek_first, m_seek,  m_next,
-                                          m_valid,      m_key,   m_value,
-                                          m_status,     m_free};
+static const rk_iter_ops_t merging_ops = {
+    m_seek_first, m_seek, m_next, m_valid, m_key, m_value, m_status, m_free};
 
 rk_iter_t *rk_iter_merging(rk_iter_t **children, size_t n)
 {

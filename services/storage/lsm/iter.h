@@ -22,7 +22,7 @@ typedef struct rk_iter_ops {
 	void (*seek)(rk_iter_t *it, rk_slice_t ikey); /* first key >= ikey */
 	void (*next)(rk_iter_t *it);                  /* only when valid */
 	bool (*valid)(const rk_iter_t *it);
-	rk_slice_t (*key)(const rk_iter_t *it);   /* internal key */
+	rk_slice_t (*key)(const rk_iter_t *it); /* internal key */
 	rk_slice_t (*value)(const rk_iter_t *it);
 	rk_status_t (*status)(const rk_iter_t *it); /* first error seen */
 	void (*free)(rk_iter_t *it);

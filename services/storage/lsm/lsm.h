@@ -31,23 +31,23 @@ typedef enum rk_lsm_sync {
 } rk_lsm_sync_t;
 
 typedef struct rk_lsm_options {
-	int create_if_missing;        /* create an empty database if none */
-	int paranoid_checks;          /* any log bytes dropped fails open */
-	rk_lsm_sync_t sync;           /* durability policy */
-	uint32_t sync_period_ms;      /* for RK_LSM_SYNC_PERIODIC */
-	size_t write_buffer_size;     /* memtable bytes before it is flushed */
-	size_t block_size;            /* raw bytes per data block */
-	size_t block_cache_bytes;     /* byte bound of the block cache */
-	int compression;              /* LZ4 data blocks (1) or raw (0) */
-	int bloom_bits_per_key;       /* bloom filter bits per key */
-	size_t target_file_size;      /* compaction output table size */
-	uint64_t level1_max_bytes;    /* L1 budget; x10 per level below */
-	int l0_compaction_trigger;    /* L0 tables that start a compaction */
-	int l0_slowdown_trigger;      /* L0 tables that slow writes */
-	int l0_stop_trigger;          /* L0 tables that make writes wait */
-	uint64_t gc_grace_ms;         /* tombstones live at least this long */
-	size_t max_key_bytes;         /* longer keys: INVALID_ARGUMENT */
-	size_t max_value_bytes;       /* longer values: INVALID_ARGUMENT */
+	int create_if_missing;     /* create an empty database if none */
+	int paranoid_checks;       /* any log bytes dropped fails open */
+	rk_lsm_sync_t sync;        /* durability policy */
+	uint32_t sync_period_ms;   /* for RK_LSM_SYNC_PERIODIC */
+	size_t write_buffer_size;  /* memtable bytes before it is flushed */
+	size_t block_size;         /* raw bytes per data block */
+	size_t block_cache_bytes;  /* byte bound of the block cache */
+	int compression;           /* LZ4 data blocks (1) or raw (0) */
+	int bloom_bits_per_key;    /* bloom filter bits per key */
+	size_t target_file_size;   /* compaction output table size */
+	uint64_t level1_max_bytes; /* L1 budget; x10 per level below */
+	int l0_compaction_trigger; /* L0 tables that start a compaction */
+	int l0_slowdown_trigger;   /* L0 tables that slow writes */
+	int l0_stop_trigger;       /* L0 tables that make writes wait */
+	uint64_t gc_grace_ms;      /* tombstones live at least this long */
+	size_t max_key_bytes;      /* longer keys: INVALID_ARGUMENT */
+	size_t max_value_bytes;    /* longer values: INVALID_ARGUMENT */
 } rk_lsm_options_t;
 
 /* Fills O with the defaults documented next to each field in lsm.c. */
@@ -71,8 +71,8 @@ rk_status_t rk_lsm_delete(rk_lsm_t *db, const void *key, size_t klen);
 
 /* The newest value of KEY: RK_OK with *VAL (caller frees with free()) and
  * *VLEN, RK_NOT_FOUND, or RK_DATA_LOSS when a table on the way is corrupt. */
-rk_status_t rk_lsm_get(rk_lsm_t *db, const void *key, size_t klen,
-                       void **val, size_t *vlen);
+rk_status_t rk_lsm_get(rk_lsm_t *db, const void *key, size_t klen, void **val,
+                       size_t *vlen);
 
 /* An atomic write batch: applied all or nothing, in order. Caller frees
  * with rk_lsm_batch_free(). */
@@ -108,36 +108,36 @@ rk_status_t rk_lsm_compact(rk_lsm_t *db);
 #define RK_LSM_LEVELS 7
 
 typedef struct rk_lsm_stats {
-	uint64_t last_seq;                 /* newest sequence number */
+	uint64_t last_seq;                    /* newest sequence number */
 	uint64_t level_tables[RK_LSM_LEVELS]; /* tables per level */
 	uint64_t level_bytes[RK_LSM_LEVELS];  /* table bytes per level */
-	uint64_t table_bytes;              /* all live tables */
-	uint64_t memtable_bytes;           /* memtable + immutable memtable */
-	uint64_t user_bytes;               /* keys + values written by callers */
-	uint64_t log_bytes;                /* bytes appended to commit logs */
-	uint64_t flush_bytes;              /* table bytes written by flushes */
-	uint64_t compact_read_bytes;       /* table bytes read by compactions */
-	uint64_t compact_write_bytes;      /* table bytes written by compactions */
-	uint64_t flushes;                  /* memtables written out */
-	uint64_t compactions;              /* compactions run (moves included) */
-	uint64_t trivial_moves;            /* compactions that only moved a table */
-	uint64_t tombstones_dropped;       /* deletions removed by compaction */
-	uint64_t versions_dropped;         /* overwritten values removed */
-	double write_amp;                  /* (log+flush+compact) / user bytes */
-	double space_amp;                  /* table bytes / largest level bytes */
-	uint64_t syncs;                    /* fdatasync calls on logs */
-	uint64_t write_groups;             /* leader write groups */
-	uint64_t slowdown_count;           /* writes delayed by L0 pressure */
-	uint64_t slowdown_us;              /* time spent in those delays */
-	uint64_t stall_count;              /* writes that had to wait */
-	uint64_t stall_us;                 /* time spent waiting */
-	uint64_t cache_hits;               /* block cache hits */
-	uint64_t cache_misses;             /* block cache misses */
-	uint64_t cache_bytes;              /* bytes charged to the cache now */
-	uint64_t recovery_records;         /* log records replayed at open */
-	uint64_t recovery_dropped_bytes;   /* log bytes dropped at open */
-	char recovery_drop_reason[160];    /* why, "" if nothing dropped */
-	rk_status_t background_error;      /* sticky error of the bg thread */
+	uint64_t table_bytes;                 /* all live tables */
+	uint64_t memtable_bytes;      /* memtable + immutable memtable */
+	uint64_t user_bytes;          /* keys + values written by callers */
+	uint64_t log_bytes;           /* bytes appended to commit logs */
+	uint64_t flush_bytes;         /* table bytes written by flushes */
+	uint64_t compact_read_bytes;  /* table bytes read by compactions */
+	uint64_t compact_write_bytes; /* table bytes written by compactions */
+	uint64_t flushes;             /* memtables written out */
+	uint64_t compactions;         /* compactions run (moves included) */
+	uint64_t trivial_moves;       /* compactions that only moved a table */
+	uint64_t tombstones_dropped;  /* deletions removed by compaction */
+	uint64_t versions_dropped;    /* overwritten values removed */
+	double write_amp;             /* (log+flush+compact) / user bytes */
+	double space_amp;             /* table bytes / largest level bytes */
+	uint64_t syncs;               /* fdatasync calls on logs */
+	uint64_t write_groups;        /* leader write groups */
+	uint64_t slowdown_count;      /* writes delayed by L0 pressure */
+	uint64_t slowdown_us;         /* time spent in those delays */
+	uint64_t stall_count;         /* writes that had to wait */
+	uint64_t stall_us;            /* time spent waiting */
+	uint64_t cache_hits;          /* block cache hits */
+	uint64_t cache_misses;        /* block cache misses */
+	uint64_t cache_bytes;         /* bytes charged to the cache now */
+	uint64_t recovery_records;    /* log records replayed at open */
+	uint64_t recovery_dropped_bytes; /* log bytes dropped at open */
+	char recovery_drop_reason[160];  /* why, "" if nothing dropped */
+	rk_status_t background_error;    /* sticky error of the bg thread */
 } rk_lsm_stats_t;
 
 void rk_lsm_stats(rk_lsm_t *db, rk_lsm_stats_t *out);

@@ -113,7 +113,8 @@ rk_status_t rk_manifest_write(const char *dir, const rk_manifest_t *m,
 out:
 	if (st != RK_OK && err)
 		snprintf(err, errlen, "writing %s: %s", path,
-		         st == RK_RESOURCE_EXHAUSTED ? "no space" : "I/O error");
+		         st == RK_RESOURCE_EXHAUSTED ? "no space"
+		                                     : "I/O error");
 	free(buf);
 	return st;
 }

@@ -14,9 +14,9 @@
 #include "version.h"
 
 typedef struct rk_manifest {
-	uint64_t next_file;   /* next unused file number */
-	uint64_t last_seq;    /* newest sequence in a listed table (at least) */
-	uint64_t log_number;  /* logs >= this are replayed at open */
+	uint64_t next_file;  /* next unused file number */
+	uint64_t last_seq;   /* newest sequence in a listed table (at least) */
+	uint64_t log_number; /* logs >= this are replayed at open */
 	rk_version_t *version; /* the tables, one reference */
 } rk_manifest_t;
 

@@ -28,18 +28,18 @@
 
 typedef struct node node_t;
 struct node {
-	const uint8_t *entry;             /* encoded entry, after the links */
-	_Atomic(node_t *) next[];         /* height links */
+	const uint8_t *entry;     /* encoded entry, after the links */
+	_Atomic(node_t *) next[]; /* height links */
 };
 
 struct rk_memtable {
-	rk_arena_t arena;       /* every node and entry; writer only */
-	node_t *head;           /* sentinel with MAX_HEIGHT links */
-	atomic_int max_height;  /* tallest node linked so far */
-	atomic_size_t bytes;    /* arena bytes, readable by any thread */
+	rk_arena_t arena;           /* every node and entry; writer only */
+	node_t *head;               /* sentinel with MAX_HEIGHT links */
+	atomic_int max_height;      /* tallest node linked so far */
+	atomic_size_t bytes;        /* arena bytes, readable by any thread */
 	atomic_uint_fast64_t count; /* entries added */
-	uint64_t rnd;           /* xorshift state for heights; writer only */
-	atomic_int refs;        /* references held */
+	uint64_t rnd;    /* xorshift state for heights; writer only */
+	atomic_int refs; /* references held */
 };
 
 static rk_slice_t entry_ikey(const uint8_t *e)
@@ -127,11 +127,12 @@ static node_t *load(node_t *n, int level)
 static node_t *find_ge(rk_memtable_t *m, rk_slice_t k, node_t **prev)
 {
 	node_t *x = m->head;
-	int level = atomic_load_explicit(&m->max_height,
-	                                 memory_order_relaxed) - 1;
+	int level =
+	    atomic_load_explicit(&m->max_height, memory_order_relaxed) - 1;
 	for (;;) {
 		node_t *next = load(x, level);
-		if (next != NULL && rk_ikey_cmp(entry_ikey(next->entry), k) < 0) {
+		if (next != NULL &&
+		    rk_ikey_cmp(entry_ikey(next->entry), k) < 0) {
 			x = next;
 			continue;
 		}
@@ -147,8 +148,8 @@ rk_status_t rk_memtable_add(rk_memtable_t *m, uint64_t seq, int type,
                             rk_slice_t key, rk_slice_t val)
 {
 	size_t iklen = key.n + RK_IKEY_TRAILER;
-	size_t elen = rk_varint_len(iklen) + iklen + rk_varint_len(val.n) +
-	              val.n;
+	size_t elen =
+	    rk_varint_len(iklen) + iklen + rk_varint_len(val.n) + val.n;
 	int h = random_height(m);
 	size_t nsize = sizeof(node_t) + (size_t)h * sizeof(node_t *);
 	node_t *n = rk_arena_alloc(&m->arena, nsize + elen);
@@ -206,9 +207,9 @@ int rk_memtable_get(rk_memtable_t *m, rk_slice_t key, uint64_t seq,
 }
 
 typedef struct mem_iter {
-	rk_iter_t base;     /* must be first */
-	rk_memtable_t *m;   /* referenced */
-	node_t *cur;        /* NULL when not valid */
+	rk_iter_t base;   /* must be first */
+	rk_memtable_t *m; /* referenced */
+	node_t *cur;      /* NULL when not valid */
 } mem_iter_t;
 
 static void mi_seek_first(rk_iter_t *it)
@@ -257,8 +258,8 @@ static void mi_free(rk_iter_t *it)
 	free(i);
 }
 
-static const rk_iter_ops_t mem_ops = {mi_seek_first, mi_seek,  mi_next,
-                                      mi_valid,      mi_key,   mi_value,
+static const rk_iter_ops_t mem_ops = {mi_seek_first, mi_seek, mi_next,
+                                      mi_valid,      mi_key,  mi_value,
                                       mi_status,     mi_free};
 
 rk_iter_t *rk_memtable_iter(rk_memtable_t *m)

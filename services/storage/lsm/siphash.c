@@ -45,14 +45,23 @@ uint64_t rk_siphash13(uint64_t k0, uint64_t k1, const void *data, size_t n)
 		v0 ^= m;
 	}
 	switch (n & 7) {
-	case 7: b |= ((uint64_t)p[6]) << 48; /* fall through */
-	case 6: b |= ((uint64_t)p[5]) << 40; /* fall through */
-	case 5: b |= ((uint64_t)p[4]) << 32; /* fall through */
-	case 4: b |= ((uint64_t)p[3]) << 24; /* fall through */
-	case 3: b |= ((uint64_t)p[2]) << 16; /* fall through */
-	case 2: b |= ((uint64_t)p[1]) << 8;  /* fall through */
-	case 1: b |= ((uint64_t)p[0]); break;
-	case 0: break;
+	case 7:
+		b |= ((uint64_t)p[6]) << 48; /* fall through */
+	case 6:
+		b |= ((uint64_t)p[5]) << 40; /* fall through */
+	case 5:
+		b |= ((uint64_t)p[4]) << 32; /* fall through */
+	case 4:
+		b |= ((uint64_t)p[3]) << 24; /* fall through */
+	case 3:
+		b |= ((uint64_t)p[2]) << 16; /* fall through */
+	case 2:
+		b |= ((uint64_t)p[1]) << 8; /* fall through */
+	case 1:
+		b |= ((uint64_t)p[0]);
+		break;
+	case 0:
+		break;
 	}
 	v3 ^= b;
 	SIPROUND;

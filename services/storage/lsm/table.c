@@ -5,8 +5,8 @@
  * which stay in memory as long as the table is open. The file is mapped
  * read-only (pread is the fallback), so reading a block costs no syscall:
  * on demand each data block is checked (frame CRC, LZ4 length, restart
- * array), decoded and kept in the shared block cache. Every check that fails gives
- * RK_DATA_LOSS and a log line naming the file, block offset and cause: a
+ * array), decoded and kept in the shared block cache. Every check that fails
+ * gives RK_DATA_LOSS and a log line naming the file, block offset and cause: a
  * corrupt block is reported, never returned as data.
  *
  * The table iterator is two-level: a block iterator over the index block
@@ -46,13 +46,15 @@ static rk_status_t pread_all(int fd, uint8_t *buf, size_t n, uint64_t off)
 {
 	size_t done = 0;
 	while (done < n) {
-		ssize_t r = pread(fd, buf + done, n - done, (off_t)(off + done));
+		ssize_t r =
+		    pread(fd, buf + done, n - done, (off_t)(off + done));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
 			return RK_INTERNAL;
 		if (r == 0)
-			return RK_DATA_LOSS; /* shorter than the manifest says */
+			return RK_DATA_LOSS; /* shorter than the manifest says
+			                      */
 		done += (size_t)r;
 	}
 	return RK_OK;
@@ -77,8 +79,8 @@ static rk_status_t read_frame(rk_table_t *t, uint64_t off, uint64_t size,
 		copy = malloc(n + RK_BLOCK_TRAILER);
 		if (copy == NULL)
 			return RK_RESOURCE_EXHAUSTED;
-		rk_status_t st = pread_all(t->fd, copy, n + RK_BLOCK_TRAILER,
-		                           off);
+		rk_status_t st =
+		    pread_all(t->fd, copy, n + RK_BLOCK_TRAILER, off);
 		if (st != RK_OK) {
 			*why = "read failed";
 			free(copy);
@@ -132,8 +134,9 @@ static void report(const rk_table_t *t, uint64_t off, const char *why,
                    char *err, size_t errlen)
 {
 	char msg[200];
-	snprintf(msg, sizeof(msg), "table %06" PRIu64 ".sst: block at %" PRIu64
-	         ": %s", t->number, off, why);
+	snprintf(msg, sizeof(msg),
+	         "table %06" PRIu64 ".sst: block at %" PRIu64 ": %s", t->number,
+	         off, why);
 	rk_error("lsm: %s", msg);
 	if (err)
 		snprintf(err, errlen, "%s", msg);
@@ -338,12 +341,12 @@ out:
 }
 
 typedef struct table_iter {
-	rk_iter_t base;       /* must be first */
-	rk_table_t *t;        /* referenced */
-	bool fill_cache;      /* insert blocks read into the cache */
-	rk_block_iter_t ii;   /* over the index block */
-	rk_block_iter_t di;   /* over the current data block */
-	rk_status_t status;   /* first error */
+	rk_iter_t base;     /* must be first */
+	rk_table_t *t;      /* referenced */
+	bool fill_cache;    /* insert blocks read into the cache */
+	rk_block_iter_t ii; /* over the index block */
+	rk_block_iter_t di; /* over the current data block */
+	rk_status_t status; /* first error */
 } table_iter_t;
 
 /* Loads the data block the index iterator points at. */
@@ -362,8 +365,8 @@ static bool load_block(table_iter_t *it)
 		return false;
 	}
 	rk_block_t *b;
-	rk_status_t st = rk_table_read_block(it->t, off, size, it->fill_cache,
-	                                     &b);
+	rk_status_t st =
+	    rk_table_read_block(it->t, off, size, it->fill_cache, &b);
 	if (st != RK_OK) {
 		it->status = st;
 		return false;
@@ -447,8 +450,8 @@ static void ti_free(rk_iter_t *base)
 	free(it);
 }
 
-static const rk_iter_ops_t table_ops = {ti_seek_first, ti_seek,  ti_next,
-                                        ti_valid,      ti_key,   ti_value,
+static const rk_iter_ops_t table_ops = {ti_seek_first, ti_seek, ti_next,
+                                        ti_valid,      ti_key,  ti_value,
                                         ti_status,     ti_free};
 
 rk_iter_t *rk_table_iter(rk_table_t *t, bool fill_cache)

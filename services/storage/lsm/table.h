@@ -17,30 +17,30 @@
 #include "coding.h"
 #include "iter.h"
 
-#define RK_TABLE_FOOTER 56
+#define RK_TABLE_FOOTER  56
 #define RK_BLOCK_TRAILER 5
 #define RK_TABLE_VERSION 1
 
 typedef struct rk_table_builder {
-	int fd;                    /* the file being written */
-	char path[4096];           /* its name, for errors and abandon */
-	uint64_t offset;           /* file bytes written (and buffered) */
-	uint8_t *wbuf;             /* write buffer */
-	size_t wlen;               /* bytes in wbuf */
-	rk_block_builder_t data;   /* the data block being filled */
-	rk_block_builder_t index;  /* one entry per finished data block */
-	rk_bloom_builder_t bloom;  /* user-key hashes */
-	uint8_t *last;             /* last key added */
-	size_t last_len;           /* its length */
-	size_t last_cap;           /* allocated */
-	uint8_t *first;            /* first key added */
-	size_t first_len;          /* its length */
-	uint64_t entries;          /* entries added */
-	size_t block_size;         /* raw bytes per data block */
-	int compression;           /* LZ4 data blocks */
-	uint8_t *zbuf;             /* compression scratch */
-	size_t zcap;               /* allocated */
-	rk_status_t status;        /* first error */
+	int fd;                   /* the file being written */
+	char path[4096];          /* its name, for errors and abandon */
+	uint64_t offset;          /* file bytes written (and buffered) */
+	uint8_t *wbuf;            /* write buffer */
+	size_t wlen;              /* bytes in wbuf */
+	rk_block_builder_t data;  /* the data block being filled */
+	rk_block_builder_t index; /* one entry per finished data block */
+	rk_bloom_builder_t bloom; /* user-key hashes */
+	uint8_t *last;            /* last key added */
+	size_t last_len;          /* its length */
+	size_t last_cap;          /* allocated */
+	uint8_t *first;           /* first key added */
+	size_t first_len;         /* its length */
+	uint64_t entries;         /* entries added */
+	size_t block_size;        /* raw bytes per data block */
+	int compression;          /* LZ4 data blocks */
+	uint8_t *zbuf;            /* compression scratch */
+	size_t zcap;              /* allocated */
+	rk_status_t status;       /* first error */
 } rk_table_builder_t;
 
 /* Creates PATH and starts a table. */
@@ -60,17 +60,17 @@ void rk_table_builder_abandon(rk_table_builder_t *b);
 
 /* An open table. Reference counted; thread-safe for readers. */
 typedef struct rk_table {
-	int fd;                 /* the file, kept open */
-	const uint8_t *map;     /* the whole file mapped read-only, or NULL
-	                           (then blocks are read with pread) */
-	uint64_t number;        /* file number */
-	uint64_t size;          /* file size */
-	uint64_t entries;       /* from the footer */
-	rk_block_t *index;      /* the index block, decoded */
-	uint8_t *filter_data;   /* the filter block bytes */
-	rk_bloom_t bloom;       /* parsed over filter_data */
-	rk_cache_t *cache;      /* borrowed; outlives the table */
-	int refs;               /* atomic through helpers */
+	int fd;               /* the file, kept open */
+	const uint8_t *map;   /* the whole file mapped read-only, or NULL
+	                         (then blocks are read with pread) */
+	uint64_t number;      /* file number */
+	uint64_t size;        /* file size */
+	uint64_t entries;     /* from the footer */
+	rk_block_t *index;    /* the index block, decoded */
+	uint8_t *filter_data; /* the filter block bytes */
+	rk_bloom_t bloom;     /* parsed over filter_data */
+	rk_cache_t *cache;    /* borrowed; outlives the table */
+	int refs;             /* atomic through helpers */
 } rk_table_t;
 
 /* Opens DIR/NNNNNN.sst of SIZE bytes, checking footer, index and filter.

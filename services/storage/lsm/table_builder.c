@@ -46,8 +46,8 @@ rk_status_t rk_table_builder_open(rk_table_builder_t *b, const char *path,
 	if (st == RK_OK && b->wbuf == NULL)
 		st = RK_RESOURCE_EXHAUSTED;
 	if (st == RK_OK) {
-		b->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		             0644);
+		b->fd =
+		    open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (b->fd < 0)
 			st = io_status(errno);
 	}
@@ -137,8 +137,8 @@ static rk_status_t write_block(rk_table_builder_t *b, rk_slice_t raw,
 	}
 	uint8_t trailer[RK_BLOCK_TRAILER];
 	trailer[0] = type;
-	uint32_t c = rk_crc32c_extend(rk_crc32c(payload.p, payload.n),
-	                              trailer, 1);
+	uint32_t c =
+	    rk_crc32c_extend(rk_crc32c(payload.p, payload.n), trailer, 1);
 	rk_put_u32(trailer + 1, rk_crc32c_mask(c));
 	*off = b->offset;
 	*size = payload.n;

@@ -150,13 +150,15 @@ rk_version_t *rk_version_new(void)
 
 static int by_number_desc(const void *a, const void *b)
 {
-	const rk_file_t *x = *(rk_file_t *const *)a, *y = *(rk_file_t *const *)b;
+	const rk_file_t *x = *(rk_file_t *const *)a,
+	                *y = *(rk_file_t *const *)b;
 	return x->number > y->number ? -1 : x->number < y->number ? 1 : 0;
 }
 
 static int by_smallest(const void *a, const void *b)
 {
-	const rk_file_t *x = *(rk_file_t *const *)a, *y = *(rk_file_t *const *)b;
+	const rk_file_t *x = *(rk_file_t *const *)a,
+	                *y = *(rk_file_t *const *)b;
 	return rk_ikey_cmp(rk_file_smallest(x), rk_file_smallest(y));
 }
 
@@ -264,8 +266,8 @@ rk_status_t rk_version_get(rk_version_t *v, rk_slice_t user_key, uint64_t seq,
 		if (buf == NULL)
 			return RK_RESOURCE_EXHAUSTED;
 	}
-	rk_slice_t ikey = rk_slice(buf, rk_ikey_make(buf, user_key.p, user_key.n,
-	                                             seq, RK_TYPE_VALUE));
+	rk_slice_t ikey = rk_slice(
+	    buf, rk_ikey_make(buf, user_key.p, user_key.n, seq, RK_TYPE_VALUE));
 	rk_status_t st = RK_NOT_FOUND;
 	for (size_t i = 0; i < v->n[0] && st == RK_NOT_FOUND; i++) {
 		rk_file_t *f = v->files[0][i];
@@ -296,13 +298,13 @@ bool rk_version_overlaps(const rk_version_t *v, int level, rk_slice_t lo,
 }
 
 typedef struct level_iter {
-	rk_iter_t base;      /* must be first */
-	rk_file_t **files;   /* referenced */
-	size_t n;            /* count */
-	size_t idx;          /* current file */
-	rk_iter_t *cur;      /* over files[idx], NULL if none */
-	bool fill_cache;     /* for the table iterators */
-	rk_status_t status;  /* first error */
+	rk_iter_t base;     /* must be first */
+	rk_file_t **files;  /* referenced */
+	size_t n;           /* count */
+	size_t idx;         /* current file */
+	rk_iter_t *cur;     /* over files[idx], NULL if none */
+	bool fill_cache;    /* for the table iterators */
+	rk_status_t status; /* first error */
 } level_iter_t;
 
 static bool open_file(level_iter_t *it, size_t idx)
@@ -395,8 +397,8 @@ static void li_free(rk_iter_t *base)
 	free(it);
 }
 
-static const rk_iter_ops_t level_ops = {li_seek_first, li_seek,  li_next,
-                                        li_valid,      li_key,   li_value,
+static const rk_iter_ops_t level_ops = {li_seek_first, li_seek, li_next,
+                                        li_valid,      li_key,  li_value,
                                         li_status,     li_free};
 
 rk_iter_t *rk_level_iter(rk_file_t **files, size_t n, bool fill_cache)

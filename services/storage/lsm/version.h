@@ -23,19 +23,19 @@
 #include "table.h"
 
 typedef struct rk_file {
-	uint64_t number;        /* file number, NNNNNN.sst */
-	uint64_t size;          /* bytes */
-	uint64_t entries;       /* entries */
-	uint8_t *smallest;      /* smallest internal key, owned */
-	size_t smallest_len;    /* its length */
-	uint8_t *largest;       /* largest internal key, owned */
-	size_t largest_len;     /* its length */
-	const char *dir;        /* the database directory, borrowed */
-	rk_cache_t *cache;      /* block cache, borrowed */
-	pthread_mutex_t mu;     /* guards table */
-	rk_table_t *table;      /* opened on first use */
-	int refs;               /* versions (and compactions) holding it */
-	bool obsolete;          /* dropped by a manifest: unlink at last ref */
+	uint64_t number;     /* file number, NNNNNN.sst */
+	uint64_t size;       /* bytes */
+	uint64_t entries;    /* entries */
+	uint8_t *smallest;   /* smallest internal key, owned */
+	size_t smallest_len; /* its length */
+	uint8_t *largest;    /* largest internal key, owned */
+	size_t largest_len;  /* its length */
+	const char *dir;     /* the database directory, borrowed */
+	rk_cache_t *cache;   /* block cache, borrowed */
+	pthread_mutex_t mu;  /* guards table */
+	rk_table_t *table;   /* opened on first use */
+	int refs;            /* versions (and compactions) holding it */
+	bool obsolete;       /* dropped by a manifest: unlink at last ref */
 } rk_file_t;
 
 /* A file with one reference; keys are copied. NULL if out of memory. */
@@ -65,12 +65,12 @@ typedef struct rk_version {
 
 /* A change from one version to the next. */
 typedef struct rk_edit {
-	uint64_t *del_numbers;  /* tables removed */
-	int *del_levels;        /* from these levels */
-	size_t ndel;            /* count */
-	rk_file_t **add;        /* tables added (references owned) */
-	int *add_levels;        /* to these levels */
-	size_t nadd;            /* count */
+	uint64_t *del_numbers; /* tables removed */
+	int *del_levels;       /* from these levels */
+	size_t ndel;           /* count */
+	rk_file_t **add;       /* tables added (references owned) */
+	int *add_levels;       /* to these levels */
+	size_t nadd;           /* count */
 } rk_edit_t;
 
 void rk_edit_init(rk_edit_t *e);

@@ -163,8 +163,8 @@ static void drop(rk_wal_report_t *rep, uint64_t off, uint64_t size,
 {
 	rep->dropped_bytes = size - off;
 	rep->drop_offset = off;
-	snprintf(rep->reason, sizeof(rep->reason), "%s at offset %" PRIu64,
-	         why, off);
+	snprintf(rep->reason, sizeof(rep->reason), "%s at offset %" PRIu64, why,
+	         off);
 }
 
 rk_status_t rk_wal_replay(const char *path, rk_wal_record_fn fn, void *arg,

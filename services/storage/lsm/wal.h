@@ -18,11 +18,11 @@
 #define RK_WAL_MAX_RECORD (1u << 30)
 
 typedef struct rk_wal {
-	int fd;                /* the open log file, O_APPEND not used */
-	uint64_t number;       /* file number, NNNNNN.log */
-	uint64_t size;         /* end of the last whole record written */
+	int fd;                      /* the open log file, O_APPEND not used */
+	uint64_t number;             /* file number, NNNNNN.log */
+	uint64_t size;               /* end of the last whole record written */
 	atomic_uint_fast64_t synced; /* size as of the last good fdatasync */
-	atomic_int refs;       /* the db and a syncing thread may hold it */
+	atomic_int refs; /* the db and a syncing thread may hold it */
 } rk_wal_t;
 
 /* Creates DIR/NNNNNN.log with its header, synced. Caller drops its
@@ -50,8 +50,7 @@ typedef struct rk_wal_report {
 	char reason[120];       /* why, "" when nothing was dropped */
 } rk_wal_report_t;
 
-typedef rk_status_t (*rk_wal_record_fn)(void *arg, const uint8_t *p,
-                                        size_t n);
+typedef rk_status_t (*rk_wal_record_fn)(void *arg, const uint8_t *p, size_t n);
 
 /* Replays PATH record by record into FN. Stops cleanly at a torn or corrupt
  * record, filling REP; returns RK_OK then, the callback's status if it
