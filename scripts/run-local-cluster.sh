@@ -30,9 +30,9 @@ stop_all() {
 }
 trap stop_all INT TERM
 
-# start SERVICE NAME RPC_PORT ADMIN_PORT
+# start SERVICE NAME RPC_PORT ADMIN_PORT [EXTRA_YAML]
 start() {
-  local service=$1 name=$2 rpc=$3 admin=$4
+  local service=$1 name=$2 rpc=$3 admin=$4 extra=${5:-}
   local conf="$dir/conf/$name.yaml"
   cat > "$conf" <<YAML
 node:
@@ -45,22 +45,38 @@ security:
   cluster_key_file: $key
 log:
   level: info
+$extra
 YAML
   "$bin/ringkv-$service" --config "$conf" >"$dir/logs/$name.log" 2>&1 &
   pids+=($!)
   names+=("$name tcp://127.0.0.1:$rpc http://127.0.0.1:$admin")
 }
 
+mkdir -p "$dir/data"
+# agent N gossips through agent 1 and vouches for storage node N
+agent() {
+  cat <<YAML
+membership:
+  data_dir: $dir/data/membership-$1
+  seeds: [tcp://127.0.0.1:7301]
+  health_check: tcp://127.0.0.1:720$1
+YAML
+}
+
 start storage     storage-1     7201 8201
-start membership  membership-1  7301 8301
+start membership  membership-1  7301 8301 "$(agent 1)"
 start storage     storage-2     7202 8202
-start membership  membership-2  7302 8302
+start membership  membership-2  7302 8302 "$(agent 2)"
 start storage     storage-3     7203 8203
-start membership  membership-3  7303 8303
+start membership  membership-3  7303 8303 "$(agent 3)"
 start coordinator coordinator-1 7101 8101
 start coordinator coordinator-2 7102 8102
-start ratelimit   ratelimit-1   7401 8401
-start idgen       idgen-1       7501 8501
+start ratelimit   ratelimit-1   7401 8401 "ratelimit:
+  rules_file: $top/deploy/config/ratelimit-rules.yaml"
+start idgen       idgen-1       7501 8501 "idgen:
+  datacenter_id: 0
+  worker_id: 1
+  data_dir: $dir/data/idgen-1"
 
 # Ready means: answers a sealed Health call (what READY=1 means under
 # systemd). Each probe waits up to its own timeout; a process that died
@@ -83,7 +99,11 @@ echo "ringkv local cluster is up (logs in var/local-cluster/logs):"
 printf '  %-15s %-24s %s\n' NAME RPC ADMIN
 for n in "${names[@]}"; do printf '  %-15s %-24s %s\n' $n; done
 echo
-echo "try: $build/bin/ringkv health --key var/local-cluster/cluster.key tcp://127.0.0.1:7201"
+k=var/local-cluster/cluster.key
+echo "try: $build/bin/ringkv health --key $k tcp://127.0.0.1:7201"
+echo "     $build/bin/ringkv cluster status --key $k tcp://127.0.0.1:7301"
+echo "     $build/bin/ringkv id next --key $k -n 3 tcp://127.0.0.1:7501"
+echo "     $build/bin/ringkv ratelimit check --key $k tcp://127.0.0.1:7401 ringkv client_id=alice"
 echo "     curl http://127.0.0.1:8201/metrics"
 echo "Ctrl-C stops the cluster."
 wait

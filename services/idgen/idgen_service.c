@@ -625,6 +625,16 @@ void rk_idgen_service_stop(rk_idgen_service_t *s)
 	s->pool = NULL;
 	pthread_mutex_unlock(&s->mu);
 	rk_workpool_free(pool); /* runs what is queued; replies go out */
+	/* The marker too: after stop nothing of ours may touch the metrics
+	 * registry, which the runtime frees next. */
+	if (s->marker_running) {
+		pthread_mutex_lock(&s->marker_mu);
+		s->marker_stop = true;
+		pthread_cond_signal(&s->marker_cv);
+		pthread_mutex_unlock(&s->marker_mu);
+		pthread_join(s->marker, NULL);
+		s->marker_running = false;
+	}
 }
 
 void rk_idgen_service_free(rk_idgen_service_t *s)
@@ -632,13 +642,6 @@ void rk_idgen_service_free(rk_idgen_service_t *s)
 	if (s == NULL)
 		return;
 	rk_idgen_service_stop(s);
-	if (s->marker_running) {
-		pthread_mutex_lock(&s->marker_mu);
-		s->marker_stop = true;
-		pthread_cond_signal(&s->marker_cv);
-		pthread_mutex_unlock(&s->marker_mu);
-		pthread_join(s->marker, NULL);
-	}
 	if (s->worker.ops != NULL)
 		rk_idgen_worker_release(&s->worker);
 	rk_snowflake_free(s->gen);

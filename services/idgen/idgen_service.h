@@ -6,12 +6,14 @@
  * NextId and NextIds run inline on nng's threads when the generator can
  * answer at once (the common case: no wait, no fsync); a call that must
  * wait for the clock or persist the mark is handed to the service's own
- * few threads, which reply when done. Decode and Info never block.
+ * few threads, which reply when done. Decode never blocks; Info may wait
+ * out an fsync of the mark an issuer is doing.
  *
  * Life cycle: rk_idgen_service_new() (opens the mark, may fail), then
  * rk_idgen_service_route() before the RPC server starts; at shutdown
- * rk_idgen_service_stop() while the server still runs (calls that arrive
- * afterwards are answered UNAVAILABLE), then, once the server is freed,
+ * rk_idgen_service_stop() before the server is freed and before the
+ * metrics registry is (calls that still arrive are answered UNAVAILABLE
+ * when they would have to wait), then, once the server is freed,
  * rk_idgen_service_free().
  */
 #ifndef RK_IDGEN_SERVICE_H
@@ -61,9 +63,11 @@ rk_status_t rk_idgen_service_new_with(const rk_idgen_config_t *cfg,
 /* Routes the four methods on SRV (before it starts). */
 rk_status_t rk_idgen_service_route(rk_idgen_service_t *s, rk_rpc_server_t *srv);
 
-/* Stops taking calls that must wait, and answers those queued before it
- * returns. Call it before the RPC server is freed (before or after the
- * server stops taking calls). */
+/* Stops taking calls that must wait, answers those queued, and stops the
+ * service's threads before it returns: afterwards nothing of the service
+ * touches METRICS except a handler the server still runs. Call it before
+ * the RPC server is freed (before or after the server stops taking
+ * calls). */
 void rk_idgen_service_stop(rk_idgen_service_t *s);
 
 /* Frees (after the RPC server is freed: no handler may still run). NULL

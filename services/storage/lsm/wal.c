@@ -68,6 +68,20 @@ rk_status_t rk_wal_create(const char *dir, uint64_t number, rk_wal_t **out,
 		unlink(path);
 		return errno_status(e);
 	}
+	/* The new name must be durable too, or a synced record could sit in
+	 * a file that a power cut makes vanish. */
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) != 0) {
+		if (err)
+			snprintf(err, errlen, "fsync %s: %s", dir,
+			         strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		close(fd);
+		unlink(path);
+		return RK_INTERNAL;
+	}
+	close(dfd);
 	rk_wal_t *w = calloc(1, sizeof(*w));
 	if (w == NULL) {
 		close(fd);
