@@ -366,6 +366,42 @@ static void test_rpc_mark_is_raised_ahead_off_the_issue_path(void **state)
 	assert_true(metric(f, "ringkv_idgen_high_water_stores_total") >= 10);
 }
 
+/* Regression: the marker thread outlived rk_idgen_service_stop() and
+ * wrote to counters of a registry the runtime had freed (found by ASan in
+ * the process test). Here the marker is kept busy (a 4 ms chunk: it looks
+ * every ms) while the registry is freed right after stop; under ASan any
+ * late write is a use-after-free. */
+static void test_rpc_stop_ends_threads_before_metrics_are_freed(void **state)
+{
+	fixture_t *f = *state;
+	stop(f);
+	f->chunk_ms = 4;
+	atomic_fetch_add(&f->clock.wall_us, 1001 * 1000);
+	start(f);
+	ringkv_error_t err;
+	uint64_t id;
+	for (int i = 0; i < 50; i++) {
+		atomic_fetch_add(&f->clock.wall_us, 3 * 1000);
+		assert_int_equal(ringkv_id_next(f->conn, &id, &err), RK_OK);
+	}
+	ringkv_close(f->conn);
+	rk_rpc_client_free(f->raw);
+	rk_idgen_service_stop(f->svc);
+	rk_rpc_server_free(f->srv);
+	rk_metrics_free(f->metrics);
+	/* Time for a thread that should be gone to touch the registry. */
+	struct timespec ts = {0, 20 * 1000000L};
+	nanosleep(&ts, NULL);
+	rk_idgen_service_free(f->svc);
+	f->conn = NULL;
+	f->raw = NULL;
+	f->svc = NULL;
+	f->srv = NULL;
+	f->metrics = NULL;
+	f->chunk_ms = 0;
+	start(f); /* for teardown */
+}
+
 /* ---------------------------------------------------------- identity */
 
 /* A stand-in for a lease from membership: the test decides whether it is
@@ -493,6 +529,9 @@ int main(void)
 	        teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_rpc_mark_is_raised_ahead_off_the_issue_path, setup,
+	        teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_rpc_stop_ends_threads_before_metrics_are_freed, setup,
 	        teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_rpc_identity_not_held_stops_issuing, setup, teardown),
