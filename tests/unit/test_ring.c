@@ -99,6 +99,10 @@ static void test_ring_node_token_is_documented_value(void **state)
 	assert_true(rk_ring_node_token(id, 0) == rk_ring_key_token(msg, 20));
 	msg[16] = 7;
 	assert_true(rk_ring_node_token(id, 7) == rk_ring_key_token(msg, 20));
+	/* The vectors printed in docs/ring.md: a change of hash, key or
+	 * byte order moves every key in every cluster, so it must fail. */
+	assert_true(rk_ring_node_token(id, 0) == 0xa94e9f204f4ada6bull);
+	assert_true(rk_ring_key_token("hello", 5) == 0x6abc2d26699c1e12ull);
 }
 
 static void
