@@ -33,8 +33,14 @@ test-sanitize: deps
 	cmake --build $(SAN_BUILD) -j$(JOBS)
 	ctest --test-dir $(SAN_BUILD) -L unit --output-on-failure -j$(JOBS)
 
+# Every benchmark, each beside its peer where one exists: raw nng for the
+# RPC layer and IDs, Redis for the rate limiter (the script installs it),
+# LevelDB and RocksDB for the LSM engine (likewise). Never part of test.
 bench: build
-	$(BUILD)/bench/rpc/bench-rpc
+	$(BUILD)/bin/bench-rpc
+	$(BUILD)/bin/bench-idgen
+	./bench/ratelimit/run.sh $(BUILD)
+	./bench/lsm/run.sh $(BUILD)
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
