@@ -211,6 +211,15 @@ static int cmd_info(int argc, char **argv)
 	printf("datacenter     %u\n", in.datacenter_id);
 	printf("worker         %u (%s)\n", in.worker_id,
 	       in.worker_id_source == 2 ? "lease" : "config");
+	if (in.worker_id_source == 2 && in.lease_expires_at_ms == 0) {
+		printf("lease_until    not held: not issuing\n");
+	} else if (in.worker_id_source == 2) {
+		char lu[64];
+		format_ms(in.lease_expires_at_ms, lu, sizeof(lu));
+		printf("lease_until    %s (%" PRIu64 " ms; renewed in the "
+		       "background)\n",
+		       lu, in.lease_expires_at_ms);
+	}
 	printf("high_water     %s (%" PRIu64 " ms)\n", h, in.high_water_ms);
 	printf("last_issued    %" PRIu64 " ms\n", in.last_issued_ms);
 	printf("clock          %s (max step %u ms)\n",

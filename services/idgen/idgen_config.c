@@ -1,7 +1,7 @@
 /*
  * Reading the `idgen:` config section; see idgen_config.h. Every check
  * that the config alone can make is made here, so `--check-config` finds
- * it: ids in range, a sane epoch, a lease source that does not exist yet.
+ * it: ids in range, a sane epoch, a lease source with agents to ask.
  */
 #include "idgen_config.h"
 
@@ -21,6 +21,8 @@ void rk_idgen_config_defaults(rk_idgen_config_t *out)
 	out->max_step_ms = RK_SNOWFLAKE_DEFAULT_MAX_STEP_MS;
 	out->stall_ms = RK_SNOWFLAKE_DEFAULT_STALL_MS;
 	out->threads = 2;
+	out->lease_ttl_ms = 10000;
+	out->lease_acquire_ms = 30000;
 }
 
 int rk_idgen_parse_epoch(const char *text, uint64_t *ms)
@@ -62,11 +64,33 @@ void rk_idgen_config_read(rk_config_t *cfg, rk_idgen_config_t *out)
 	                                         RK_SNOWFLAKE_MAX_WORKER);
 	static const char *const sources[] = {"config", "lease", NULL};
 	int src = rk_config_choice(cfg, "idgen.worker_id_source", sources, 0);
-	if (src == 1)
-		rk_config_error(cfg, "idgen.worker_id_source",
-		                "lease is not available yet (it needs the "
-		                "membership service); use config");
-	out->source = RK_IDGEN_WORKER_CONFIG;
+	out->source = src == 1 ? RK_IDGEN_WORKER_LEASE : RK_IDGEN_WORKER_CONFIG;
+	size_t na = rk_config_len(cfg, "idgen.lease.agents");
+	if (na > RK_IDGEN_MAX_AGENTS) {
+		rk_config_error(cfg, "idgen.lease.agents", "at most %d agents",
+		                RK_IDGEN_MAX_AGENTS);
+		na = RK_IDGEN_MAX_AGENTS;
+	}
+	for (size_t i = 0; i < na; i++) {
+		char path[64];
+		snprintf(path, sizeof(path), "idgen.lease.agents[%zu]", i);
+		const char *u = rk_config_string(cfg, path, "");
+		if (strncmp(u, "tcp://", 6) != 0 ||
+		    strlen(u) >= sizeof(out->agents[0]))
+			rk_config_error(cfg, path,
+			                "expected tcp://HOST:PORT, got \"%s\"", u);
+		else
+			snprintf(out->agents[out->nagents++],
+			         sizeof(out->agents[0]), "%s", u);
+	}
+	if (src == 1 && na == 0)
+		rk_config_error(cfg, "idgen.lease.agents",
+		                "worker_id_source: lease needs at least one "
+		                "membership agent URL here");
+	out->lease_ttl_ms = (uint32_t)rk_config_duration_ms(
+	    cfg, "idgen.lease.ttl", 10000, 200, 600000);
+	out->lease_acquire_ms = (uint32_t)rk_config_duration_ms(
+	    cfg, "idgen.lease.acquire_timeout", 30000, 100, 3600000);
 
 	/* Under systemd the unit's StateDirectory= is the natural home of
 	 * the mark; $STATE_DIRECTORY may list several, the first is ours. */

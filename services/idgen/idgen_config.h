@@ -11,6 +11,8 @@
 #include "config/config.h"
 #include "worker.h"
 
+#define RK_IDGEN_MAX_AGENTS 8 /* idgen.lease.agents entries */
+
 typedef struct rk_idgen_config {
 	uint64_t epoch_ms;             /* idgen.epoch, Unix ms */
 	uint32_t datacenter_id;        /* idgen.datacenter_id, 0..31 */
@@ -24,6 +26,11 @@ typedef struct rk_idgen_config {
 	uint32_t stall_ms;             /* idgen.clock_stall_limit */
 	uint32_t threads;              /* idgen.wait_threads: for calls that
 	                                  must wait for the clock */
+	char agents[RK_IDGEN_MAX_AGENTS][256]; /* idgen.lease.agents: agent
+	                                          RPC URLs to lease from */
+	uint32_t nagents;              /* entries of agents */
+	uint32_t lease_ttl_ms;         /* idgen.lease.ttl */
+	uint32_t lease_acquire_ms;     /* idgen.lease.acquire_timeout */
 } rk_idgen_config_t;
 
 /* Fills OUT with the defaults. */

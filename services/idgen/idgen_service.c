@@ -587,9 +587,10 @@ rk_status_t rk_idgen_service_new_with(const rk_idgen_config_t *cfg,
 		        "mark (%" PRIu64 " ms) by %" PRIu64 " ms: no ID until "
 		        "it catches up",
 		        now_ms, floor_ms, floor_ms - now_ms);
-	rk_info("idgen: datacenter %u worker %u (from config), epoch %" PRIu64
+	rk_info("idgen: datacenter %u worker %u (from %s), epoch %" PRIu64
 	        " ms, high-water mark %" PRIu64 " ms in %s",
 	        s->worker.identity.datacenter, s->worker.identity.worker,
+	        s->worker.kind == RK_IDGEN_WORKER_LEASE ? "a lease" : "config",
 	        cfg->epoch_ms, floor_ms,
 	        s->hwm ? rk_hwm_path(s->hwm) : "memory (not persisted)");
 	*out = s;

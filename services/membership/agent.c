@@ -480,6 +480,7 @@ rk_status_t rk_ms_start(rk_service_t *svc)
 	a->cfg = *rk_ms_config_pending();
 	a->sealer = rk_service_sealer(svc);
 	pthread_mutex_init(&a->mu, NULL);
+	rk_ms_lease_table_init(&a->leases, a->cfg.lease_skew_ms);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -600,5 +601,6 @@ void rk_ms_cleanup(void)
 	rk_ms_table_fini(&a->table);
 	pthread_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->cv);
+	rk_ms_lease_table_fini(&a->leases);
 	free(a);
 }

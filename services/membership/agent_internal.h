@@ -12,6 +12,7 @@
 
 #include "agent.h"
 #include "rpc/client.h"
+#include "lease.h"
 #include "table.h"
 #include "wire.h"
 
@@ -38,6 +39,8 @@ typedef struct rk_ms_config {
 	uint32_t vnodes;                   /* tokens per weight */
 	uint64_t max_frame;                /* rpc.max_frame_bytes */
 	rk_ms_timing_t timing;             /* failure detection */
+	uint64_t lease_ttl_ms;             /* default lease length */
+	uint64_t lease_skew_ms;            /* lease skew margin */
 } rk_ms_config_t;
 
 /* What the last rk_ms_configure read (config.c). */
@@ -70,17 +73,22 @@ typedef struct rk_ms_agent {
 	rk_counter_t *rounds;   /* ringkv_membership_gossip_rounds_total */
 	rk_counter_t *refused;  /* ringkv_membership_gossip_refused_total */
 	rk_gauge_t *members[5]; /* ringkv_membership_members{state} */
+	rk_ms_lease_table_t leases; /* worker-id lease promises (lease.c) */
 } rk_ms_agent_t;
 
 /* Method handles, resolved once. */
 typedef struct rk_ms_methods {
 	rk_rpc_method_t gossip, ping, indirect, join, leave, remove,
-	    get_members, get_ring, subscribe;
+	    get_members, get_ring, subscribe, acquire_lease, renew_lease,
+	    release_lease, vote_lease, list_leases;
 } rk_ms_methods_t;
 const rk_ms_methods_t *rk_ms_methods(void);
 
 /* Routes the Membership methods to A's handlers (handlers.c). */
 rk_status_t rk_ms_handlers_register(rk_ms_agent_t *a, rk_rpc_server_t *srv);
+
+/* Routes the five lease methods to lease_rpc.c's handlers. */
+rk_status_t rk_ms_lease_register(rk_ms_agent_t *a, rk_rpc_server_t *srv);
 
 /* Opens the events socket and returns its URL in A (events.c). */
 rk_status_t rk_ms_events_open(rk_ms_agent_t *a);

@@ -109,6 +109,13 @@ rk_status_t rk_ms_configure(rk_service_t *svc, rk_config_t *cfg)
 	                                    2048, 1, 65536);
 	c->max_frame = rk_config_size(cfg, "rpc.max_frame_bytes", 4u << 20,
 	                              4096, 256u << 20);
+	c->lease_ttl_ms = rk_config_duration_ms(cfg, "membership.lease_ttl",
+	                                        10000, 100, 600000);
+	c->lease_skew_ms = rk_config_duration_ms(
+	    cfg, "membership.lease_skew_margin", 500, 0, 60000);
+	if (c->lease_skew_ms * 2 >= c->lease_ttl_ms)
+		rk_config_error(cfg, "membership.lease_skew_margin",
+		                "must be less than half of membership.lease_ttl");
 	if (c->timing.suspect_ms <= c->round_ms)
 		rk_config_error(cfg, "membership.suspect_timeout",
 		                "must be longer than membership.round");

@@ -45,6 +45,11 @@ static void resolve_all(void)
 	    {"GetMembers", &methods.get_members},
 	    {"GetRing", &methods.get_ring},
 	    {"Subscribe", &methods.subscribe},
+	    {"AcquireLease", &methods.acquire_lease},
+	    {"RenewLease", &methods.renew_lease},
+	    {"ReleaseLease", &methods.release_lease},
+	    {"VoteLease", &methods.vote_lease},
+	    {"ListLeases", &methods.list_leases},
 	};
 	methods_status = RK_OK;
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
@@ -541,5 +546,5 @@ rk_status_t rk_ms_handlers_register(rk_ms_agent_t *a, rk_rpc_server_t *srv)
 		if (st != RK_OK)
 			return st;
 	}
-	return RK_OK;
+	return rk_ms_lease_register(a, srv);
 }

@@ -15,11 +15,12 @@
  * key's requests are applied one at a time.
  *
  * Ownership hook. Every descriptor has an owner instance (chosen on the
- * ring, later); OWNER tells the checker whether a descriptor is local.
- * A descriptor owned elsewhere will be forwarded one hop; until the
- * forwarding lands, and whenever the owner cannot be reached, each of
- * its limits fails open or closed as its rule says, and the answer says
- * which happened. A request marked `forwarded` is always decided here.
+ * ring: forward.h); OWNER tells the checker whether a descriptor is
+ * local. The handlers forward descriptors owned elsewhere one hop before
+ * the checker sees them, so a descriptor reaches the checker as not
+ * local only when its owner could not be reached: each of its limits
+ * then fails open or closed as its rule says, and the answer says which
+ * happened. A request marked `forwarded` is always decided here.
  *
  * Thread-safe: any number of threads may check at once and install new
  * rules at any time.

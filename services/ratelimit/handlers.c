@@ -10,9 +10,12 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/log.h"
+#include "split.h"
 
 static rk_rpc_method_t m_check, m_batch, m_describe;
 static pthread_once_t methods_once = PTHREAD_ONCE_INIT;
@@ -97,6 +100,137 @@ static void *call_alloc(void *arg, size_t n)
 	return rk_rpc_call_alloc(arg, n);
 }
 
+/* --- forwarding (docs/ratelimit.md, "Distributed") -------------------- */
+
+/* Time left before the caller's deadline, ms. */
+static uint64_t remaining_ms(const rk_rpc_call_t *call)
+{
+	uint64_t deadline = rk_rpc_call_deadline_ms(call);
+	uint64_t now = rk_clock_mono_ms();
+	return deadline > now ? deadline - now : 0;
+}
+
+/* Sends Check REQ to its owner at URL, marked forwarded. Returns true
+ * when the call has been answered (the owner's answer or error is
+ * relayed); false when the owner could not decide (then it is decided
+ * here, its limits failing open or closed). */
+static bool forward_check(rk_rl_gate_t *gate, rk_rpc_call_t *call,
+                          const Ringkv__V1__RateLimitCheckRequest *req,
+                          const char *url)
+{
+	Ringkv__V1__RateLimitCheckRequest copy = *req;
+	copy.has_forwarded = true;
+	copy.forwarded = true;
+	rk_rpc_result_t res;
+	rk_status_t st = rk_rl_fwd_call(gate->fwd, url, rk_rl_check_method(),
+	                                &copy.base, remaining_ms(call), &res);
+	bool done = true;
+	if (st == RK_OK)
+		rk_rpc_reply(call, res.response);
+	else if (!rk_rl_fwd_unreachable(st))
+		rk_rpc_reply_error(call, st, res.retry_after_ms, "%s",
+		                   res.message);
+	else
+		done = false;
+	rk_rpc_result_clear(&res);
+	return done;
+}
+
+/* How REQ is to be decided. */
+typedef enum route {
+	ROUTE_HERE,  /* by the checker here */
+	ROUTE_OWNER, /* all of it by one other owner: forward_check */
+	ROUTE_SPLIT, /* descriptors of several owners: rk_rl_split_check */
+} route_t;
+
+/* Routes REQ: OWNER, URLS and *NG as rk_rl_fwd_owners fills them. */
+static route_t route(rk_rl_gate_t *gate,
+                     const Ringkv__V1__RateLimitCheckRequest *req, int *owner,
+                     char (*urls)[RK_CLUSTER_URL_MAX], int *ng)
+{
+	*ng = 0;
+	if (gate->fwd == NULL || req->forwarded)
+		return ROUTE_HERE;
+	*ng = rk_rl_fwd_owners(gate->fwd, req, owner, urls);
+	if (*ng <= 0)
+		return ROUTE_HERE;
+	for (size_t i = 0; i < req->n_descriptors; i++)
+		if (owner[i] != 0)
+			return ROUTE_SPLIT;
+	return *ng == 1 ? ROUTE_OWNER : ROUTE_SPLIT;
+}
+
+/* One owner's part of a batch. */
+typedef struct fwd_group {
+	char url[RK_CLUSTER_URL_MAX]; /* the owner */
+	size_t n;                     /* checks for it */
+	rk_rpc_result_t res;          /* its answer */
+	bool ok;                      /* answered in full */
+} fwd_group_t;
+
+/* Forwards the checks of batch REQ that other instances own, one
+ * CheckBatch per owner. On return OWNER[i] is -1 for a check decided
+ * here, else its group in *GROUPS (caller frees each group's result and
+ * the array), whose answer holds the check's result at position POS[i]
+ * when the group is ok. Returns the number of groups, or -1 when out of
+ * memory (then everything is decided here). */
+static long forward_batch(rk_rl_gate_t *gate, rk_rpc_call_t *call,
+                          const Ringkv__V1__RateLimitCheckBatchRequest *req,
+                          int *owner, size_t *pos, fwd_group_t **groups)
+{
+	size_t n = req->n_checks;
+	*groups = NULL;
+	for (size_t i = 0; i < n; i++)
+		owner[i] = -1;
+	if (gate->fwd == NULL || n == 0)
+		return 0;
+	fwd_group_t *g = calloc(n, sizeof(*g));
+	if (g == NULL)
+		return -1;
+	long ng = 0;
+	char url[RK_CLUSTER_URL_MAX];
+	for (size_t i = 0; i < n; i++) {
+		if (!rk_rl_fwd_route(gate->fwd, req->checks[i], url,
+		                     sizeof(url)))
+			continue;
+		long k = 0;
+		while (k < ng && strcmp(g[k].url, url) != 0)
+			k++;
+		if (k == ng)
+			memcpy(g[ng++].url, url, sizeof(url));
+		owner[i] = (int)k;
+		pos[i] = g[k].n++;
+	}
+	*groups = g;
+	for (long k = 0; k < ng; k++) {
+		Ringkv__V1__RateLimitCheckRequest **list =
+		    rk_rpc_call_alloc(call, g[k].n * sizeof(*list));
+		Ringkv__V1__RateLimitCheckRequest *copies =
+		    rk_rpc_call_alloc(call, g[k].n * sizeof(*copies));
+		if (list == NULL || copies == NULL)
+			continue; /* not ok: decided here */
+		for (size_t i = 0; i < n; i++) {
+			if (owner[i] != (int)k)
+				continue;
+			copies[pos[i]] = *req->checks[i];
+			copies[pos[i]].has_forwarded = true;
+			copies[pos[i]].forwarded = true;
+			list[pos[i]] = &copies[pos[i]];
+		}
+		Ringkv__V1__RateLimitCheckBatchRequest sub =
+		    RINGKV__V1__RATE_LIMIT_CHECK_BATCH_REQUEST__INIT;
+		sub.n_checks = g[k].n;
+		sub.checks = list;
+		rk_status_t st = rk_rl_fwd_call(
+		    gate->fwd, g[k].url, rk_rl_check_batch_method(), &sub.base,
+		    remaining_ms(call), &g[k].res);
+		const Ringkv__V1__RateLimitCheckBatchResponse *r =
+		    (const void *)g[k].res.response;
+		g[k].ok = st == RK_OK && r != NULL && r->n_results == g[k].n;
+	}
+	return ng;
+}
+
 /* --- handlers ---------------------------------------------------------- */
 
 static void handle_check(rk_rpc_call_t *call, const ProtobufCMessage *msg,
@@ -107,16 +241,34 @@ static void handle_check(rk_rpc_call_t *call, const ProtobufCMessage *msg,
 	if (c == NULL)
 		return;
 	const Ringkv__V1__RateLimitCheckRequest *req = (const void *)msg;
+	int owner[RK_RL_FWD_MAX_DESCRIPTORS];
+	char urls[RK_RL_FWD_MAX_DESCRIPTORS][RK_CLUSTER_URL_MAX];
+	int ng = 0;
+	route_t r = route(gate, req, owner, urls, &ng);
+	if (r == ROUTE_OWNER && forward_check(gate, call, req, urls[0])) {
+		leave(gate);
+		return;
+	}
 	rk_rl_rules_t *rules = rk_rl_checker_acquire(c);
 	Ringkv__V1__RateLimitCheckResponse resp =
 	    RINGKV__V1__RATE_LIMIT_CHECK_RESPONSE__INIT;
 	char why[512];
-	rk_status_t st = rk_rl_checker_check(c, rules, req, call_alloc, call,
-	                                     &resp, why, sizeof(why));
+	rk_rpc_result_t results[RK_RL_FWD_MAX_DESCRIPTORS];
+	rk_status_t st;
+	if (r == ROUTE_SPLIT)
+		st = rk_rl_split_check(gate->fwd, c, rules, req, owner, urls,
+		                       ng, remaining_ms(call), call_alloc, call,
+		                       results, &resp, why, sizeof(why));
+	else
+		st = rk_rl_checker_check(c, rules, req, call_alloc, call, &resp,
+		                         why, sizeof(why));
 	if (st == RK_OK)
 		rk_rpc_reply(call, &resp.base);
 	else
 		rk_rpc_reply_error(call, st, 0, "%s", why);
+	if (r == ROUTE_SPLIT)
+		for (int g = 0; g < ng; g++)
+			rk_rpc_result_clear(&results[g]);
 	rk_rl_checker_release(c, rules);
 	leave(gate);
 }
@@ -138,6 +290,31 @@ static void handle_batch(rk_rpc_call_t *call, const ProtobufCMessage *msg,
 		return;
 	}
 	size_t n = req->n_checks;
+	int *owner = calloc(n ? n : 1, sizeof(*owner));
+	size_t *pos = calloc(n ? n : 1, sizeof(*pos));
+	fwd_group_t *groups = NULL;
+	long ngroups = 0;
+	if (owner == NULL || pos == NULL) {
+		free(owner);
+		free(pos);
+		rk_rpc_reply_error(call, RK_RESOURCE_EXHAUSTED, 0,
+		                   "out of memory for the batch");
+		leave(gate);
+		return;
+	}
+	ngroups = forward_batch(gate, call, req, owner, pos, &groups);
+	/* Checks whose descriptors have several owners: split, each. */
+	rk_rpc_result_t **split = calloc(n ? n : 1, sizeof(*split));
+	int *nsplit = calloc(n ? n : 1, sizeof(*nsplit));
+	if (split == NULL || nsplit == NULL) {
+		free(split);
+		free(nsplit);
+		split = NULL;
+		nsplit = NULL;
+	}
+	if (ngroups < 0)
+		for (size_t i = 0; i < n; i++)
+			owner[i] = -1;
 	rk_rl_rules_t *rules = rk_rl_checker_acquire(c);
 	Ringkv__V1__RateLimitCheckBatchResponse resp =
 	    RINGKV__V1__RATE_LIMIT_CHECK_BATCH_RESPONSE__INIT;
@@ -156,10 +333,31 @@ static void handle_batch(rk_rpc_call_t *call, const ProtobufCMessage *msg,
 		ringkv__v1__rate_limit_check_result__init(&res[i]);
 		ringkv__v1__rate_limit_check_response__init(&ans[i]);
 		list[i] = &res[i];
+		if (owner[i] >= 0 && groups[owner[i]].ok) {
+			const Ringkv__V1__RateLimitCheckBatchResponse *r =
+			    (const void *)groups[owner[i]].res.response;
+			list[i] = r->results[pos[i]];
+			continue;
+		}
 		char why[512];
-		rk_status_t st =
-		    rk_rl_checker_check(c, rules, req->checks[i], call_alloc,
-		                        call, &ans[i], why, sizeof(why));
+		rk_status_t st;
+		int own[RK_RL_FWD_MAX_DESCRIPTORS];
+		char urls[RK_RL_FWD_MAX_DESCRIPTORS][RK_CLUSTER_URL_MAX];
+		int ng = 0;
+		if (owner[i] < 0 && split != NULL &&
+		    route(gate, req->checks[i], own, urls, &ng) ==
+		        ROUTE_SPLIT &&
+		    (split[i] = calloc((size_t)ng, sizeof(**split))) != NULL) {
+			nsplit[i] = ng;
+			st = rk_rl_split_check(
+			    gate->fwd, c, rules, req->checks[i], own, urls, ng,
+			    remaining_ms(call), call_alloc, call, split[i],
+			    &ans[i], why, sizeof(why));
+		} else {
+			st = rk_rl_checker_check(c, rules, req->checks[i],
+			                         call_alloc, call, &ans[i], why,
+			                         sizeof(why));
+		}
 		if (st == RK_OK) {
 			res[i].response = &ans[i];
 			continue;
@@ -184,6 +382,18 @@ static void handle_batch(rk_rpc_call_t *call, const ProtobufCMessage *msg,
 	rk_rpc_reply(call, &resp.base);
 out:
 	rk_rl_checker_release(c, rules);
+	for (long k = 0; k < ngroups; k++)
+		rk_rpc_result_clear(&groups[k].res);
+	for (size_t i = 0; split != NULL && i < n; i++) {
+		for (int g = 0; g < nsplit[i]; g++)
+			rk_rpc_result_clear(&split[i][g]);
+		free(split[i]);
+	}
+	free(split);
+	free(nsplit);
+	free(groups);
+	free(owner);
+	free(pos);
 	leave(gate);
 }
 
@@ -274,11 +484,12 @@ rk_status_t rk_rl_handlers_register(rk_rpc_server_t *srv, rk_rl_gate_t *gate)
 {
 	if (rk_rl_check_method() == NULL)
 		return RK_FAILED_PRECONDITION;
-	rk_status_t st = rk_rpc_server_handle(
-	    srv, rk_rl_check_method(), handle_check, RK_RPC_INLINE, gate);
+	int flags = gate->fwd != NULL ? 0 : RK_RPC_INLINE;
+	rk_status_t st = rk_rpc_server_handle(srv, rk_rl_check_method(),
+	                                      handle_check, flags, gate);
 	if (st == RK_OK)
 		st = rk_rpc_server_handle(srv, rk_rl_check_batch_method(),
-		                          handle_batch, RK_RPC_INLINE, gate);
+		                          handle_batch, flags, gate);
 	if (st == RK_OK)
 		st = rk_rpc_server_handle(srv, rk_rl_describe_rules_method(),
 		                          handle_describe, RK_RPC_INLINE, gate);

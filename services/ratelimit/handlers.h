@@ -2,9 +2,11 @@
  * The RPC handlers of the Ratelimit service: Check, CheckBatch and
  * DescribeRules (proto/ringkv/v1/ratelimit.proto).
  *
- * All three run inline on nng's threads (RK_RPC_INLINE): a check takes a
- * shard mutex for well under a microsecond and never waits on anything
- * else, so handing it to the worker pool would cost more than it saves.
+ * A single instance runs all three inline on nng's threads (RK_RPC_INLINE):
+ * a check takes a shard mutex for well under a microsecond and never
+ * waits on anything else, so handing it to the worker pool would cost
+ * more than it saves. In a cluster (gate->fwd set) Check and CheckBatch
+ * may wait on the owner of their keys, so they run on the worker pool.
  *
  * The handlers reach the checker through a gate that outlives it: the
  * runtime calls the service's stop hook while the RPC server may still
@@ -19,6 +21,7 @@
 #include <stdatomic.h>
 
 #include "checker.h"
+#include "forward.h"
 #include "rpc/server.h"
 
 typedef struct rk_rl_gate {
@@ -27,6 +30,8 @@ typedef struct rk_rl_gate {
 	_Atomic uint32_t max_batch; /* most checks in one CheckBatch */
 	pthread_mutex_t lock;       /* guards last_error */
 	char last_error[4096];      /* why the last reload was rejected; "" */
+	rk_rl_fwd_t *fwd; /* to the keys' owners; NULL: single instance.
+	                     Set before registering, freed after stop */
 } rk_rl_gate_t;
 
 /* Opens GATE on CHECKER (borrowed until rk_rl_gate_close returns). */

@@ -18,20 +18,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "checker.h"
+#include "cluster/cluster.h"
+#include "core/clock.h"
 #include "core/log.h"
+#include "forward.h"
 #include "handlers.h"
 #include "rules.h"
 
 typedef struct settings {
-	char rules_file[PATH_MAX]; /* resolved against the config's dir */
-	uint64_t shards;           /* key-table shards */
-	uint64_t max_keys;         /* keys in all */
-	uint64_t max_log_bytes;    /* sliding-log rings in all */
-	uint64_t max_hits;         /* per check */
-	uint64_t max_batch;        /* checks per CheckBatch */
-	uint64_t log_entries;      /* sliding-log bound per key */
-	uint64_t retry_ms;         /* retry-after when failing closed */
+	char rules_file[PATH_MAX];      /* resolved against the config's dir */
+	uint64_t shards;                /* key-table shards */
+	uint64_t max_keys;              /* keys in all */
+	uint64_t max_log_bytes;         /* sliding-log rings in all */
+	uint64_t max_hits;              /* per check */
+	uint64_t max_batch;             /* checks per CheckBatch */
+	uint64_t log_entries;           /* sliding-log bound per key */
+	uint64_t retry_ms;              /* retry-after when failing closed */
+	char agent[RK_CLUSTER_URL_MAX]; /* membership agent; "": single */
+	char advertise[RK_CLUSTER_URL_MAX]; /* our RPC URL for peers; "":
+	                                       rpc.listen's host, bound port */
+	char listen_host[128];              /* host of rpc.listen */
+	uint64_t poll_ms;                   /* ring refetch period (fallback) */
+	uint64_t agent_timeout_ms;          /* deadline of calls to the agent */
+	uint64_t forward_ms;                /* cap of one forwarded call */
 } settings_t;
 
 static struct {
@@ -39,6 +51,9 @@ static struct {
 	rk_rl_rules_t *pending_rules; /* from the last good configure; owned */
 	settings_t running;           /* what start installed */
 	rk_rl_gate_t gate;            /* handlers -> checker; never freed */
+	rk_cluster_t *cluster;        /* the ratelimit ring; NULL: single */
+	rk_rl_fwd_t *fwd;             /* forwarder over it; NULL: single */
+	rk_service_t *svc;            /* for our bound port */
 } g = {.gate = {.lock = PTHREAD_MUTEX_INITIALIZER}};
 
 static rk_status_t configure(rk_service_t *svc, rk_config_t *cfg)
@@ -73,6 +88,45 @@ static rk_status_t configure(rk_service_t *svc, rk_config_t *cfg)
 	    cfg, "ratelimit.sliding_log_max_entries", 65536, 16, 1 << 24);
 	s.retry_ms = rk_config_duration_ms(cfg, "ratelimit.unreachable_retry",
 	                                   1000, 1, 3600000);
+	const char *agent =
+	    rk_config_string(cfg, "ratelimit.membership.agent", NULL);
+	if (agent != NULL && agent[0] != '\0') {
+		if (strlen(agent) >= sizeof(s.agent) ||
+		    strncmp(agent, "tcp://", 6) != 0)
+			rk_config_error(
+			    cfg, "ratelimit.membership.agent",
+			    "want a tcp:// URL of at most %zu bytes",
+			    sizeof(s.agent) - 1);
+		else
+			snprintf(s.agent, sizeof(s.agent), "%s", agent);
+	}
+	const char *adv =
+	    rk_config_string(cfg, "ratelimit.membership.advertise", NULL);
+	if (adv != NULL && adv[0] != '\0') {
+		if (strlen(adv) >= sizeof(s.advertise) ||
+		    strncmp(adv, "tcp://", 6) != 0)
+			rk_config_error(
+			    cfg, "ratelimit.membership.advertise",
+			    "want a tcp:// URL of at most %zu bytes",
+			    sizeof(s.advertise) - 1);
+		else
+			snprintf(s.advertise, sizeof(s.advertise), "%s", adv);
+	}
+	const char *listen =
+	    rk_config_string(cfg, "rpc.listen", "tcp://127.0.0.1:7400");
+	if (strncmp(listen, "tcp://", 6) == 0) {
+		const char *h = listen + 6, *colon = strrchr(h, ':');
+		size_t hl = colon ? (size_t)(colon - h) : strlen(h);
+		if (hl < sizeof(s.listen_host))
+			snprintf(s.listen_host, sizeof(s.listen_host), "%.*s",
+			         (int)hl, h);
+	}
+	s.poll_ms = rk_config_duration_ms(cfg, "ratelimit.membership.poll",
+	                                  1000, 10, 3600000);
+	s.agent_timeout_ms = rk_config_duration_ms(
+	    cfg, "ratelimit.membership.agent_timeout", 1000, 10, 60000);
+	s.forward_ms = rk_config_duration_ms(
+	    cfg, "ratelimit.membership.forward_timeout", 500, 1, 60000);
 	rk_rl_rules_opts_t ro = {.sliding_log_max_entries =
 	                             (uint32_t)s.log_entries};
 	rk_rl_rules_t *r = NULL;
@@ -95,6 +149,64 @@ static rk_status_t configure(rk_service_t *svc, rk_config_t *cfg)
 	return RK_OK;
 }
 
+/* Our RPC endpoint for the ring: the advertised URL, else rpc.listen's
+ * host with the bound port (false until the listener is bound). */
+static bool self_url(void *arg, char *buf, size_t len)
+{
+	const settings_t *s = &g.running;
+	if (s->advertise[0] != '\0')
+		return (size_t)snprintf(buf, len, "%s", s->advertise) < len;
+	int port = rk_rpc_server_port(rk_service_rpc(arg));
+	if (port <= 0)
+		return false;
+	const char *host = s->listen_host;
+	if (host[0] == '\0' || strcmp(host, "0.0.0.0") == 0 ||
+	    strcmp(host, "*") == 0)
+		host = "127.0.0.1";
+	return (size_t)snprintf(buf, len, "tcp://%s:%d", host, port) < len;
+}
+
+/* Joins the ratelimit ring through the agent (docs/ratelimit.md,
+ * "Distributed"). Our UUID is derived from node.id, so a restarted
+ * instance takes back its place on the ring (and most of its keys);
+ * the generation (wall ms) tells the restart apart. */
+static rk_status_t cluster_start(rk_service_t *svc, rk_rl_checker_opts_t *co)
+{
+	const settings_t *s = &g.running;
+	const char *node = rk_service_node_id(svc);
+	uint8_t id[RK_RING_ID_BYTES];
+	if (sodium_init() < 0)
+		return RK_INTERNAL;
+	crypto_generichash(id, sizeof(id), (const unsigned char *)node,
+	                   strlen(node), (const unsigned char *)"ratelimit", 9);
+	rk_cluster_opts_t o = {
+	    .agent_url = s->agent,
+	    .sealer = rk_service_sealer(svc),
+	    .role = RINGKV__V1__SERVICE_ID__SERVICE_RATELIMIT,
+	    .self_url_fn = self_url,
+	    .self_url_arg = svc,
+	    .self_id = id,
+	    .generation = rk_clock_unix_ms(),
+	    .name = node,
+	    .poll_ms = (uint32_t)s->poll_ms,
+	    .timeout_ms = (uint32_t)s->agent_timeout_ms,
+	    .metrics = rk_service_metrics(svc),
+	};
+	rk_status_t st = rk_cluster_start(&o, &g.cluster);
+	if (st == RK_OK)
+		st = rk_rl_fwd_new(g.cluster, rk_service_sealer(svc),
+		                   (uint32_t)s->forward_ms, &g.fwd);
+	if (st != RK_OK)
+		return st;
+	co->owner = rk_rl_fwd_owner;
+	co->owner_arg = g.fwd;
+	g.gate.fwd = g.fwd;
+	rk_info("ratelimit: sharded over the ratelimit ring through agent "
+	        "%s (%zu members now)",
+	        s->agent, rk_cluster_ring_size(g.cluster));
+	return RK_OK;
+}
+
 static rk_status_t start(rk_service_t *svc)
 {
 	if (g.pending_rules == NULL)
@@ -108,12 +220,18 @@ static rk_status_t start(rk_service_t *svc)
 	    .unreachable_retry_ms = (uint32_t)s->retry_ms,
 	    .metrics = rk_service_metrics(svc),
 	};
+	g.running = *s;
+	g.svc = svc;
+	rk_status_t st = RK_OK;
+	if (s->agent[0] != '\0')
+		st = cluster_start(svc, &co);
+	if (st != RK_OK)
+		return st;
 	rk_rl_checker_t *c = NULL;
-	rk_status_t st = rk_rl_checker_new(&co, g.pending_rules, &c);
+	st = rk_rl_checker_new(&co, g.pending_rules, &c);
 	if (st != RK_OK)
 		return st;
 	g.pending_rules = NULL;
-	g.running = *s;
 	rk_rl_gate_set_error(&g.gate, NULL);
 	rk_rl_gate_open(&g.gate, c, (uint32_t)s->max_batch);
 	st = rk_rl_handlers_register(rk_service_rpc(svc), &g.gate);
@@ -141,6 +259,9 @@ static rk_status_t reload(rk_service_t *svc, rk_config_t *cfg)
 	    p->max_log_bytes != r->max_log_bytes)
 		rk_warn("ratelimit: shards, max_keys and max_log_memory change "
 		        "only at a restart; keeping the running ones");
+	if (strcmp(p->agent, r->agent) != 0)
+		rk_warn("ratelimit: membership settings change only at a "
+		        "restart; keeping the running ones");
 	atomic_store(&g.gate.max_batch, (uint32_t)p->max_batch);
 	uint64_t v = rk_rl_checker_install(c, g.pending_rules);
 	g.pending_rules = NULL;
@@ -154,6 +275,11 @@ static void stop(rk_service_t *svc)
 {
 	(void)svc;
 	rk_rl_checker_free(rk_rl_gate_close(&g.gate));
+	rk_cluster_stop(g.cluster); /* Leave: the others take our keys */
+	g.cluster = NULL;
+	rk_rl_fwd_free(g.fwd);
+	g.fwd = NULL;
+	g.gate.fwd = NULL;
 	rk_rl_rules_free(g.pending_rules);
 	g.pending_rules = NULL;
 }

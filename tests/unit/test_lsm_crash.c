@@ -135,18 +135,32 @@ static void test_lsm_kill9_with_periodic_sync_keeps_every_ack(void **state)
 	kill9_case(RK_LSM_SYNC_PERIODIC, 20000);
 }
 
+static char *full_dir; /* mounted tmpfs, for the teardown */
+
+/* Unmounts and removes the tmpfs even when an assertion failed. */
+static int full_disk_teardown(void **state)
+{
+	(void)state;
+	if (full_dir != NULL) {
+		umount(full_dir);
+		lsm_test_rmrf(full_dir);
+		free(full_dir);
+		full_dir = NULL;
+	}
+	return 0;
+}
+
 static void test_lsm_full_disk_fails_cleanly_and_reopens(void **state)
 {
 	(void)state;
 	char *dir = lsm_test_tmpdir("full");
+	full_dir = dir;
 	if (mount("tmpfs", dir, "tmpfs", 0, "size=1m") != 0) {
 		int e = errno;
 		fprintf(stderr,
 		        "SKIPPED full-disk test: cannot mount a tmpfs "
 		        "(%s); needs root\n",
 		        strerror(e));
-		lsm_test_rmrf(dir);
-		free(dir);
 		skip();
 	}
 	char db_dir[4200];
@@ -209,8 +223,6 @@ static void test_lsm_full_disk_fails_cleanly_and_reopens(void **state)
 	assert_int_equal(rk_lsm_put(db, "after", 5, "ok", 2), RK_OK);
 	rk_lsm_close(db);
 	assert_int_equal(umount(dir), 0);
-	lsm_test_rmrf(dir);
-	free(dir);
 }
 
 int main(void)
@@ -219,7 +231,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_lsm_kill9_with_sync_always_keeps_every_ack),
 	    cmocka_unit_test(test_lsm_kill9_with_periodic_sync_keeps_every_ack),
-	    cmocka_unit_test(test_lsm_full_disk_fails_cleanly_and_reopens),
+	    cmocka_unit_test_teardown(
+	        test_lsm_full_disk_fails_cleanly_and_reopens,
+	        full_disk_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

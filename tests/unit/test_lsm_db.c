@@ -383,6 +383,45 @@ static void test_lsm_concurrent_readers_and_writers_agree(void **state)
 	free(dir);
 }
 
+static void test_lsm_batch_policy_groups_synced_writes(void **state)
+{
+	(void)state;
+	char *dir = lsm_test_tmpdir("group");
+	rk_lsm_options_t o;
+	lsm_test_options(&o);
+	o.sync = RK_LSM_SYNC_BATCH;
+	rk_lsm_t *db = open_db(dir, &o);
+	enum { W = 8, N = 150 };
+	pthread_t th[W];
+	worker_t ws[W];
+	for (int i = 0; i < W; i++) {
+		ws[i] = (worker_t){db, i, N, W, 0};
+		pthread_create(&th[i], NULL, writer_main, &ws[i]);
+	}
+	for (int i = 0; i < W; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(ws[i].bad, 0);
+	}
+	rk_lsm_stats_t s;
+	rk_lsm_stats(db, &s);
+	printf("batch: %d synced writes from %d threads in %llu groups\n",
+	       W * N, W, (unsigned long long)s.write_groups);
+	/* every write durable, and far fewer fdatasyncs than writes */
+	assert_true(s.write_groups * 4 <= (uint64_t)(W * N * 3));
+	assert_true(s.syncs >= s.write_groups);
+	rk_lsm_close(db);
+	db = open_db(dir, &o);
+	char k[32], v[96];
+	for (int i = 0; i < W * N; i++) {
+		key_of(k, sizeof(k), i);
+		val_of(v, sizeof(v), i, 0);
+		check_value(db, k, v);
+	}
+	rk_lsm_close(db);
+	lsm_test_rmrf(dir);
+	free(dir);
+}
+
 static void test_lsm_writes_slow_down_not_fail_when_l0_backs_up(void **state)
 {
 	(void)state;
@@ -457,6 +496,7 @@ int main(void)
 	    cmocka_unit_test(
 	        test_lsm_compaction_keeps_newest_and_reports_amplification),
 	    cmocka_unit_test(test_lsm_concurrent_readers_and_writers_agree),
+	    cmocka_unit_test(test_lsm_batch_policy_groups_synced_writes),
 	    cmocka_unit_test(
 	        test_lsm_writes_slow_down_not_fail_when_l0_backs_up),
 	    cmocka_unit_test(test_lsm_rejects_bad_arguments_and_second_open),

@@ -155,6 +155,44 @@ static void test_wal_replays_all_then_stops_at_torn_tail(void **state)
 	free(dir);
 }
 
+static rk_status_t check_big(void *arg, const uint8_t *p, size_t n)
+{
+	int *i = arg;
+	int k = *i % 3; /* the fourth record is the first again */
+	assert_int_equal(n, 40000 + (size_t)k);
+	for (size_t j = 0; j < n; j += 997)
+		assert_int_equal(p[j], (uint8_t)(k + 1));
+	(*i)++;
+	return RK_OK;
+}
+
+static void test_wal_large_group_goes_out_whole_and_replays(void **state)
+{
+	(void)state;
+	char *dir = lsm_test_tmpdir("walbig");
+	rk_wal_t *w;
+	assert_int_equal(rk_wal_create(dir, 7, &w, NULL, 0), RK_OK);
+	/* 3 x 40 KB in one append: more than the staging buffer */
+	static uint8_t bufs[3][40003];
+	rk_slice_t s[3];
+	for (int i = 0; i < 3; i++) {
+		memset(bufs[i], i + 1, sizeof(bufs[i]));
+		s[i] = rk_slice(bufs[i], 40000 + (size_t)i);
+	}
+	assert_int_equal(rk_wal_append(w, s, 3), RK_OK);
+	assert_int_equal(rk_wal_append(w, s, 1), RK_OK); /* and a small one */
+	rk_wal_unref(w);
+	char path[4200];
+	rk_lsm_file_name(path, sizeof(path), dir, 7, "log");
+	int i = 0;
+	rk_wal_report_t rep;
+	assert_int_equal(rk_wal_replay(path, check_big, &i, &rep), RK_OK);
+	assert_int_equal(i, 4);
+	assert_int_equal(rep.dropped_bytes, 0);
+	lsm_test_rmrf(dir);
+	free(dir);
+}
+
 static void test_wal_stops_at_corrupt_record_and_reports_it(void **state)
 {
 	(void)state;
@@ -607,6 +645,7 @@ int main(void)
 	    cmocka_unit_test(test_siphash_depends_on_key_and_every_byte),
 	    cmocka_unit_test(test_batch_walk_refuses_every_truncation),
 	    cmocka_unit_test(test_wal_replays_all_then_stops_at_torn_tail),
+	    cmocka_unit_test(test_wal_large_group_goes_out_whole_and_replays),
 	    cmocka_unit_test(test_wal_stops_at_corrupt_record_and_reports_it),
 	    cmocka_unit_test(test_block_roundtrip_seek_and_corruption),
 	    cmocka_unit_test(

@@ -367,6 +367,7 @@ rk_status_t rk_lsm_open(const char *dir, const rk_lsm_options_t *o,
 	pthread_mutex_init(&db->mu, NULL);
 	pthread_cond_init(&db->bg_cv, NULL);
 	pthread_cond_init(&db->sync_cv, NULL);
+	pthread_cond_init(&db->wq_cv, NULL);
 	rk_db_bg_init(db);
 	rk_status_t st = RK_RESOURCE_EXHAUSTED;
 	db->dir = strdup(dir);
@@ -438,6 +439,7 @@ void rk_lsm_close(rk_lsm_t *db)
 	pthread_mutex_destroy(&db->mu);
 	pthread_cond_destroy(&db->bg_cv);
 	pthread_cond_destroy(&db->sync_cv);
+	pthread_cond_destroy(&db->wq_cv);
 	free(db->dir);
 	free(db);
 }

@@ -49,11 +49,13 @@ struct rk_lsm {
 	atomic_uint_fast64_t last_seq; /* newest committed sequence */
 	rk_writer_t *wq_head;          /* (mu) writer queue, leader first */
 	rk_writer_t *wq_tail;          /* (mu) last writer */
-	rk_workpool_t *pool;           /* one background worker */
-	rk_task_t bg_task;             /* the flush/compaction task */
-	bool bg_running;               /* (mu) bg task queued or running */
-	bool shutting_down;            /* (mu) close has started */
-	rk_status_t bg_error;          /* (mu) sticky; writes fail with it */
+	pthread_cond_t wq_cv; /* a writer queued: wakes a gathering leader */
+	size_t last_group;    /* (mu) writers in the last group committed */
+	rk_workpool_t *pool;  /* one background worker */
+	rk_task_t bg_task;    /* the flush/compaction task */
+	bool bg_running;      /* (mu) bg task queued or running */
+	bool shutting_down;   /* (mu) close has started */
+	rk_status_t bg_error; /* (mu) sticky; writes fail with it */
 	uint8_t *compact_ptr[RK_LSM_LEVELS];   /* (mu) round-robin position */
 	size_t compact_ptr_len[RK_LSM_LEVELS]; /* its length */
 	uint64_t *snaps;                 /* (mu) sequences of live iterators */

@@ -103,6 +103,40 @@ static rk_status_t make_room(rk_lsm_t *db, bool force)
 	}
 }
 
+static size_t queued(const rk_lsm_t *db)
+{
+	size_t n = 0;
+	for (const rk_writer_t *x = db->wq_head; x != NULL; x = x->next)
+		n++;
+	return n;
+}
+
+/* Group commit window (batch policy, mu held): when the last group shows
+ * that several threads write, wait until writers stop arriving for
+ * GATHER_QUIET_US (bounded by GATHER_MAX_US) so that one fdatasync covers
+ * them all, instead of alternating half-size groups. A lone writer never
+ * waits. */
+#define GATHER_QUIET_US 100
+#define GATHER_MAX_US   2000
+
+static void gather(rk_lsm_t *db)
+{
+	uint64_t deadline = rk_clock_mono_ns() + GATHER_MAX_US * 1000ull;
+	size_t n = queued(db);
+	while (rk_clock_mono_ns() < deadline) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t ns = (uint64_t)ts.tv_nsec + GATHER_QUIET_US * 1000ull;
+		ts.tv_sec += (time_t)(ns / 1000000000u);
+		ts.tv_nsec = (long)(ns % 1000000000u);
+		pthread_cond_timedwait(&db->wq_cv, &db->mu, &ts);
+		size_t m = queued(db);
+		if (m == n)
+			break; /* quiet: nobody else is coming soon */
+		n = m;
+	}
+}
+
 rk_status_t rk_db_write(rk_lsm_t *db, rk_lsm_batch_t *b, bool force_switch)
 {
 	if (b != NULL && b->count == 0)
@@ -115,6 +149,7 @@ rk_status_t rk_db_write(rk_lsm_t *db, rk_lsm_batch_t *b, bool force_switch)
 	else
 		db->wq_head = &w;
 	db->wq_tail = &w;
+	pthread_cond_signal(&db->wq_cv);
 	while (!w.done && db->wq_head != &w)
 		pthread_cond_wait(&w.cv, &db->mu);
 	if (w.done) {
@@ -124,6 +159,9 @@ rk_status_t rk_db_write(rk_lsm_t *db, rk_lsm_batch_t *b, bool force_switch)
 	}
 
 	rk_status_t st = make_room(db, force_switch);
+	if (st == RK_OK && b != NULL && db->o.sync == RK_LSM_SYNC_BATCH &&
+	    db->last_group > 1)
+		gather(db);
 	rk_writer_t *last = &w;
 	if (st == RK_OK && b != NULL) {
 		size_t bytes = b->len, n = 1;
@@ -136,6 +174,7 @@ rk_status_t rk_db_write(rk_lsm_t *db, rk_lsm_batch_t *b, bool force_switch)
 				n++;
 			}
 		}
+		db->last_group = n;
 		rk_slice_t stackv[64];
 		rk_slice_t *v = n <= 64 ? stackv : malloc(n * sizeof(*v));
 		uint64_t seq = atomic_load(&db->last_seq) + 1;

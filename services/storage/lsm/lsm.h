@@ -50,7 +50,10 @@ typedef struct rk_lsm_options {
 	size_t max_value_bytes;    /* longer values: INVALID_ARGUMENT */
 } rk_lsm_options_t;
 
-/* Fills O with the defaults documented next to each field in lsm.c. */
+/* Fills O with the defaults: create_if_missing, sync batch (periodic
+ * every 100 ms when chosen), 4 MiB memtable, 4 KiB blocks, 8 MiB block
+ * cache, LZ4 on, 10 bloom bits a key, 2 MiB tables, L1 10 MiB, L0
+ * triggers 4/8/12, GC grace 10 days, keys <= 64 KiB - 1, values <= 64 MiB. */
 void rk_lsm_options_default(rk_lsm_options_t *o);
 
 /* Opens (recovering if needed) the database in directory DIR. On failure,

@@ -23,6 +23,8 @@ typedef struct rk_wal {
 	uint64_t size;               /* end of the last whole record written */
 	atomic_uint_fast64_t synced; /* size as of the last good fdatasync */
 	atomic_int refs; /* the db and a syncing thread may hold it */
+	uint8_t *stage;  /* small groups are copied here and written with one
+	                    write(2); touched by the appender only */
 } rk_wal_t;
 
 /* Creates DIR/NNNNNN.log with its header, synced. Caller drops its

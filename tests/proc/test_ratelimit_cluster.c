@@ -1,0 +1,777 @@
+/*
+ * The rate limiter sharded over the ring, as real processes on loopback:
+ * three ringkv-membership agents (test_membership_cluster.h), three
+ * ringkv-ratelimit instances each registered through its own agent
+ * (ratelimit.membership.agent), and a fourth, single instance with no
+ * membership as the reference. Every call is sealed with the cluster key.
+ *
+ * The owner of each key is predicted here independently: the ratelimit
+ * ring is fetched from an agent (GetRing) and built with
+ * rk_ring_from_members, and the owner's RPC endpoint names the instance.
+ * The cases run in order on one cluster and use distinct keys:
+ *  - the hits of keys sent all to one instance are counted by the owners
+ *    the ring predicts, and every instance owns some;
+ *  - the same sequence of checks (and batches) sent round-robin to the
+ *    three instances gets the answers a single instance gives;
+ *  - a check whose two descriptors have two owners is decided by both,
+ *    with the verdict and deciding limit a single instance gives;
+ *  - an owner's error is relayed by the instance that forwarded;
+ *  - an owner killed with SIGKILL: its keys fail open or closed as each
+ *    rule says, the answer says which, within the forward timeout, while
+ *    the other owners' keys are still decided;
+ *  - instances stopped with SIGTERM exit 0 (no leak under ASan) and
+ *    leave the ring.
+ * Readiness: READY=1 on the notify socket, then each instance's
+ * ringkv_cluster_ring_members gauge reaching 3 (polled on /metrics).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "handlers.h"
+#include "ring/members.h"
+#include "ringkv/v1/membership.pb-c.h"
+#include "ringkv/v1/ratelimit.pb-c.h"
+#include "rpc/method.h"
+#include "test_membership_cluster.h"
+
+#define NRL        3
+#define WAIT_MS    15000
+#define CALL_MS    3000
+#define FORWARD_MS 300
+#define NKEYS      60
+
+/* One ratelimit instance. */
+typedef struct rl {
+	rk_proc_t proc;          /* the process */
+	int port, admin;         /* from READY=1 */
+	char url[64];            /* tcp://127.0.0.1:PORT */
+	char config[PATH_MAX];   /* its config */
+	char log[PATH_MAX];      /* its stderr */
+	rk_rpc_client_t *client; /* to it */
+} rl_t;
+
+typedef struct fixture {
+	mc_cluster_t c;       /* the agents, key, sealer, notify socket */
+	rl_t rl[NRL + 1];     /* the cluster, then the single instance */
+	char rules[PATH_MAX]; /* the rules file all use */
+	rk_ring_t *ring;      /* the ratelimit ring, as the agents see it */
+	int owner_of[64];     /* ring node index -> instance */
+	bool passed;          /* set last by each case */
+	bool any_failed;      /* a case before this one failed */
+	int ran;              /* cases started */
+} fixture_t;
+
+static fixture_t *F;
+
+static const char *rules_text =
+    "domain: ringkv\n"
+    "descriptors:\n"
+    "  - key: client_id\n"
+    "    rate_limit: {name: per_day, unit: day, requests_per_unit: 3,\n"
+    "                 algorithm: sliding_log}\n"
+    "  - key: open_key\n"
+    "    rate_limit: {name: open_rule, unit: day, requests_per_unit: 5,\n"
+    "                 algorithm: sliding_log, fail_open: true}\n"
+    "  - key: closed_key\n"
+    "    rate_limit: {name: closed_rule, unit: day, requests_per_unit: 5,\n"
+    "                 algorithm: sliding_log, fail_open: false}\n";
+
+static long now_ms(void)
+{
+	return mc_now_ms();
+}
+
+static void pause_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static int rl_start(fixture_t *f, int i, bool clustered)
+{
+	rl_t *r = &f->rl[i];
+	snprintf(r->config, sizeof(r->config), "%s/rl%d.yaml", f->c.tmp, i);
+	snprintf(r->log, sizeof(r->log), "%s/rl%d.log", f->c.tmp, i);
+	char member[512] = "";
+	if (clustered)
+		snprintf(member, sizeof(member),
+		         "  membership:\n"
+		         "    agent: %s\n"
+		         "    poll: 200ms\n"
+		         "    agent_timeout: 500ms\n"
+		         "    forward_timeout: %dms\n",
+		         f->c.a[i].url, FORWARD_MS);
+	char text[3 * PATH_MAX + 1024];
+	snprintf(text, sizeof(text),
+	         "node:\n"
+	         "  id: rl-%d\n"
+	         "rpc:\n"
+	         "  listen: tcp://127.0.0.1:0\n"
+	         "  default_timeout: 5s\n"
+	         "admin:\n"
+	         "  listen: 127.0.0.1:0\n"
+	         "security:\n"
+	         "  cluster_key_file: %s\n"
+	         "log:\n"
+	         "  level: info\n"
+	         "ratelimit:\n"
+	         "  rules_file: %s\n"
+	         "%s",
+	         i, f->c.key, f->rules, member);
+	if (rk_proc_write_file(r->config, text) != 0)
+		return -1;
+	char bin[PATH_MAX], notify[200];
+	if (rk_proc_bin_path("ringkv-ratelimit", bin, sizeof(bin)) != 0)
+		return -1;
+	snprintf(notify, sizeof(notify), "NOTIFY_SOCKET=%s", f->c.notify.path);
+	const char *argv[] = {bin, "--config", r->config, NULL};
+	const char *env[] = {notify, NULL};
+	rk_proc_opts_t o = {.argv = argv, .env = env, .stderr_path = r->log};
+	if (rk_proc_spawn(&r->proc, &o) != 0)
+		return -1;
+	char msg[1024];
+	if (rk_notify_wait(&f->c.notify, r->proc.pid, "READY=1", WAIT_MS, msg,
+	                   sizeof(msg)) != 1 ||
+	    rk_notify_ports(msg, &r->port, &r->admin) != 0)
+		return -1;
+	snprintf(r->url, sizeof(r->url), "tcp://127.0.0.1:%d", r->port);
+	rk_rpc_client_opts_t co = {
+	    .url = r->url, .sealer = f->c.sealer, .caller = "test"};
+	return rk_rpc_client_new(&co, &r->client) == RK_OK ? 0 : -1;
+}
+
+/* The value of the first /metrics line starting with PREFIX, summed over
+ * every such line when SUM; -1 if none or unreachable. */
+static double metric(const rl_t *r, const char *prefix, bool sum)
+{
+	char *body = NULL;
+	if (rk_http_get(r->admin, "/metrics", 3000, &body) != 200) {
+		free(body);
+		return -1;
+	}
+	double v = -1;
+	for (char *line = body; line != NULL && *line != '\0';) {
+		char *nl = strchr(line, '\n');
+		if (nl != NULL)
+			*nl = '\0';
+		if (strncmp(line, prefix, strlen(prefix)) == 0) {
+			char *sp = strrchr(line, ' ');
+			if (sp != NULL) {
+				double x = atof(sp + 1);
+				v = v < 0 ? x : v + x;
+				if (!sum)
+					break;
+			}
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	free(body);
+	return v;
+}
+
+/* Waits until instance I's ring holds N members. */
+static bool wait_ring(const rl_t *r, int n)
+{
+	long until = now_ms() + WAIT_MS;
+	while (now_ms() < until) {
+		if (metric(r, "ringkv_cluster_ring_members{role=\"5\"}",
+		           false) == n)
+			return true;
+		pause_ms(50); /* between polls of the gauge */
+	}
+	return false;
+}
+
+/* Fetches the ratelimit ring from agent 0 and maps its nodes to our
+ * instances by their RPC endpoint. */
+static bool load_ring(fixture_t *f)
+{
+	rk_rpc_method_t m;
+	if (rk_rpc_method_resolve(&ringkv__v1__membership__descriptor,
+	                          &ringkv__v1__membership_method__descriptor,
+	                          "GetRing", &m) != RK_OK)
+		return false;
+	Ringkv__V1__GetRingRequest req = RINGKV__V1__GET_RING_REQUEST__INIT;
+	req.has_role = true;
+	req.role = RINGKV__V1__SERVICE_ID__SERVICE_RATELIMIT;
+	rk_rpc_result_t res;
+	bool ok = false;
+	if (rk_rpc_call(f->c.a[0].client, &m, &req.base, CALL_MS, &res) ==
+	    RK_OK) {
+		const Ringkv__V1__RingView *v =
+		    ((const Ringkv__V1__GetRingResponse *)res.response)->ring;
+		Ringkv__V1__Member *ms[16];
+		size_t n = 0;
+		for (size_t i = 0; i < v->n_members && n < 16; i++)
+			ms[n++] = v->members[i]->member;
+		ok = rk_ring_from_members(
+		         ms, n, RINGKV__V1__SERVICE_ID__SERVICE_RATELIMIT,
+		         v->vnodes_per_weight, &f->ring) == RK_OK &&
+		     rk_ring_node_count(f->ring) == NRL;
+		for (size_t k = 0; ok && k < rk_ring_node_count(f->ring); k++) {
+			const rk_ring_node_t *node = rk_ring_node(f->ring, k);
+			f->owner_of[k] = -1;
+			for (size_t j = 0; j < n; j++) {
+				if (memcmp(ms[j]->node_id.data, node->id, 16))
+					continue;
+				for (int r = 0; r < NRL; r++)
+					if (ms[j]->n_endpoints > 0 &&
+					    strcmp(ms[j]->endpoints[0]->url,
+					           f->rl[r].url) == 0)
+						f->owner_of[k] = r;
+			}
+			ok = f->owner_of[k] >= 0;
+		}
+	}
+	rk_rpc_result_clear(&res);
+	return ok;
+}
+
+/* The instance the ring says owns (DOMAIN, KEY, VALUE). */
+static int owner(const fixture_t *f, const char *domain, const char *key,
+                 const char *value)
+{
+	char buf[512];
+	size_t n = 0;
+	n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s", domain) + 1;
+	n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s", key) + 1;
+	n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s", value) + 1;
+	int i = rk_ring_owner(f->ring, rk_ring_key_token(buf, n));
+	return i < 0 ? -1 : f->owner_of[i];
+}
+
+static int group_setup(void **state)
+{
+	fixture_t *f = calloc(1, sizeof(*f));
+	F = f;
+	*state = f;
+	if (mc_init(&f->c, NRL, 3600000) != 0 || mc_start_all(&f->c) != 0)
+		return -1;
+	mc_converge_arg_t ca = {0};
+	if (mc_wait_all(&f->c, -1, mc_pred_converged, &ca, WAIT_MS) < 0)
+		return -1;
+	snprintf(f->rules, sizeof(f->rules), "%s/rules.yaml", f->c.tmp);
+	if (rk_proc_write_file(f->rules, rules_text) != 0)
+		return -1;
+	for (int i = 0; i < NRL; i++)
+		if (rl_start(f, i, true) != 0)
+			return -1;
+	if (rl_start(f, NRL, false) != 0)
+		return -1;
+	for (int i = 0; i < NRL; i++)
+		if (!wait_ring(&f->rl[i], NRL)) {
+			fprintf(stderr,
+			        "instance %d never saw %d members (saw %.0f)\n",
+			        i, NRL,
+			        metric(&f->rl[i], "ringkv_cluster_ring_members",
+			               false));
+			return -1;
+		}
+	return load_ring(f) ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+	fixture_t *f = *state;
+	bool dump = f->any_failed || !f->passed;
+	for (int i = 0; i <= NRL; i++) {
+		rl_t *r = &f->rl[i];
+		rk_rpc_client_free(r->client);
+		if (dump && r->proc.pid != 0)
+			rk_proc_dump(&r->proc, stderr);
+		rk_proc_kill(&r->proc);
+	}
+	rk_ring_free(f->ring);
+	mc_fini(&f->c, dump);
+	free(f);
+	return 0;
+}
+
+static int case_setup(void **state)
+{
+	(void)state;
+	if (F->ran++ > 0 && !F->passed)
+		F->any_failed = true;
+	F->passed = false;
+	return 0;
+}
+
+/* --- calls ----------------------------------------------------------- */
+
+/* One Check of (KEY, VALUE) on instance I. */
+static rk_status_t check(fixture_t *f, int i, const char *domain,
+                         const char *key, const char *value,
+                         rk_rpc_result_t *res)
+{
+	Ringkv__V1__RateLimitEntry e = RINGKV__V1__RATE_LIMIT_ENTRY__INIT;
+	e.key = (char *)key;
+	e.value = (char *)value;
+	Ringkv__V1__RateLimitEntry *ep = &e;
+	Ringkv__V1__RateLimitDescriptor d =
+	    RINGKV__V1__RATE_LIMIT_DESCRIPTOR__INIT;
+	d.n_entries = 1;
+	d.entries = &ep;
+	Ringkv__V1__RateLimitDescriptor *dp = &d;
+	Ringkv__V1__RateLimitCheckRequest req =
+	    RINGKV__V1__RATE_LIMIT_CHECK_REQUEST__INIT;
+	req.domain = (char *)domain;
+	req.n_descriptors = 1;
+	req.descriptors = &dp;
+	return rk_rpc_call(f->rl[i].client, rk_rl_check_method(), &req.base,
+	                   CALL_MS, res);
+}
+
+static const Ringkv__V1__RateLimitCheckResponse *
+answer(const rk_rpc_result_t *res)
+{
+	return (const void *)res->response;
+}
+
+/* --- cases ----------------------------------------------------------- */
+
+static void keys_are_counted_by_the_owner_the_ring_names(void **state)
+{
+	fixture_t *f = *state;
+	double before[NRL];
+	int want[NRL] = {0};
+	for (int i = 0; i < NRL; i++)
+		before[i] =
+		    metric(&f->rl[i], "ringkv_ratelimit_hits_total", true);
+	for (int k = 0; k < NKEYS; k++) {
+		char v[32];
+		snprintf(v, sizeof(v), "spread-%d", k);
+		int o = owner(f, "ringkv", "client_id", v);
+		assert_true(o >= 0);
+		want[o]++;
+		rk_rpc_result_t res;
+		assert_int_equal(check(f, 0, "ringkv", "client_id", v, &res),
+		                 RK_OK);
+		assert_true(answer(&res)->allowed);
+		assert_int_equal(
+		    answer(&res)->outcome,
+		    RINGKV__V1__RATE_LIMIT_OUTCOME__RATE_LIMIT_DECIDED);
+		rk_rpc_result_clear(&res);
+	}
+	for (int i = 0; i < NRL; i++) {
+		double after =
+		    metric(&f->rl[i], "ringkv_ratelimit_hits_total", true);
+		double got = after - (before[i] < 0 ? 0 : before[i]);
+		printf("# instance %d owns %d of %d keys, counted %.0f hits\n",
+		       i, want[i], NKEYS, got);
+		assert_true(want[i] > 0);
+		assert_true(got == want[i]);
+	}
+	f->passed = true;
+}
+
+static void answers_match_a_single_instance(void **state)
+{
+	fixture_t *f = *state;
+	int forwarded = 0;
+	for (int round = 0; round < 5; round++) {
+		for (int k = 0; k < 30; k++) {
+			char v[32];
+			snprintf(v, sizeof(v), "same-%d", k);
+			int via = (k + round) % NRL;
+			if (owner(f, "ringkv", "client_id", v) != via)
+				forwarded++;
+			rk_rpc_result_t a, b;
+			assert_int_equal(
+			    check(f, via, "ringkv", "client_id", v, &a), RK_OK);
+			assert_int_equal(
+			    check(f, NRL, "ringkv", "client_id", v, &b), RK_OK);
+			const Ringkv__V1__RateLimitCheckResponse *x =
+			                                             answer(&a),
+			                                         *y =
+			                                             answer(&b);
+			assert_int_equal(x->allowed, y->allowed);
+			assert_int_equal(x->allowed, round < 3);
+			assert_int_equal(x->remaining, y->remaining);
+			assert_int_equal(x->limit, y->limit);
+			assert_int_equal(x->n_limits, y->n_limits);
+			assert_int_equal(
+			    x->outcome,
+			    RINGKV__V1__RATE_LIMIT_OUTCOME__RATE_LIMIT_DECIDED);
+			rk_rpc_result_clear(&a);
+			rk_rpc_result_clear(&b);
+		}
+	}
+	printf("# %d of 150 checks went through a non-owner\n", forwarded);
+	assert_true(forwarded > 0);
+	f->passed = true;
+}
+
+/* A batch of N checks of client_id=PREFIX-k on instance I. */
+static rk_status_t batch(fixture_t *f, int i, const char *prefix, int n,
+                         rk_rpc_result_t *res)
+{
+	Ringkv__V1__RateLimitEntry e[64];
+	Ringkv__V1__RateLimitEntry *ep[64];
+	Ringkv__V1__RateLimitDescriptor d[64];
+	Ringkv__V1__RateLimitDescriptor *dp[64];
+	Ringkv__V1__RateLimitCheckRequest q[64];
+	Ringkv__V1__RateLimitCheckRequest *qp[64];
+	char vals[64][32];
+	for (int k = 0; k < n; k++) {
+		snprintf(vals[k], sizeof(vals[k]), "%s-%d", prefix, k % 20);
+		ringkv__v1__rate_limit_entry__init(&e[k]);
+		e[k].key = "client_id";
+		e[k].value = vals[k];
+		ep[k] = &e[k];
+		ringkv__v1__rate_limit_descriptor__init(&d[k]);
+		d[k].n_entries = 1;
+		d[k].entries = &ep[k];
+		dp[k] = &d[k];
+		ringkv__v1__rate_limit_check_request__init(&q[k]);
+		q[k].domain = k == 7 ? "no-such-domain" : "ringkv";
+		q[k].n_descriptors = 1;
+		q[k].descriptors = &dp[k];
+		qp[k] = &q[k];
+	}
+	Ringkv__V1__RateLimitCheckBatchRequest req =
+	    RINGKV__V1__RATE_LIMIT_CHECK_BATCH_REQUEST__INIT;
+	req.n_checks = (size_t)n;
+	req.checks = qp;
+	return rk_rpc_call(f->rl[i].client, rk_rl_check_batch_method(),
+	                   &req.base, CALL_MS, res);
+}
+
+static void batches_match_a_single_instance(void **state)
+{
+	fixture_t *f = *state;
+	/* 60 checks over 20 keys (3 each, some refused), one bad item. */
+	for (int round = 0; round < 2; round++) {
+		rk_rpc_result_t a, b;
+		assert_int_equal(batch(f, round % NRL, "batch", 60, &a), RK_OK);
+		assert_int_equal(batch(f, NRL, "batch", 60, &b), RK_OK);
+		const Ringkv__V1__RateLimitCheckBatchResponse
+		    *x = (const void *)a.response,
+		    *y = (const void *)b.response;
+		assert_int_equal(x->n_results, 60);
+		assert_int_equal(y->n_results, 60);
+		int allowed = 0;
+		for (int k = 0; k < 60; k++) {
+			const Ringkv__V1__RateLimitCheckResult
+			    *rx = x->results[k],
+			    *ry = y->results[k];
+			assert_int_equal(rx->response == NULL,
+			                 ry->response == NULL);
+			if (k == 7) {
+				assert_null(rx->response);
+				assert_int_equal(rx->status->code,
+				                 RK_NOT_FOUND);
+				continue;
+			}
+			assert_non_null(rx->response);
+			assert_int_equal(rx->response->allowed,
+			                 ry->response->allowed);
+			assert_int_equal(rx->response->remaining,
+			                 ry->response->remaining);
+			allowed += rx->response->allowed;
+		}
+		/* Round 0: each key 3 times (limit 3): all but the bad item
+		 * pass; round 1: only batch-7's third (its first round had
+		 * only two good items). */
+		assert_int_equal(allowed, round == 0 ? 59 : 1);
+		rk_rpc_result_clear(&a);
+		rk_rpc_result_clear(&b);
+	}
+	f->passed = true;
+}
+
+/* One Check of client_id=V1 and open_key=V2 (two descriptors). */
+static rk_status_t check2(fixture_t *f, int i, const char *v1, const char *v2,
+                          rk_rpc_result_t *res)
+{
+	Ringkv__V1__RateLimitEntry e[2] = {RINGKV__V1__RATE_LIMIT_ENTRY__INIT,
+	                                   RINGKV__V1__RATE_LIMIT_ENTRY__INIT};
+	e[0].key = "client_id";
+	e[0].value = (char *)v1;
+	e[1].key = "open_key";
+	e[1].value = (char *)v2;
+	Ringkv__V1__RateLimitEntry *ep[2] = {&e[0], &e[1]};
+	Ringkv__V1__RateLimitDescriptor d[2] = {
+	    RINGKV__V1__RATE_LIMIT_DESCRIPTOR__INIT,
+	    RINGKV__V1__RATE_LIMIT_DESCRIPTOR__INIT};
+	d[0].n_entries = 1;
+	d[0].entries = &ep[0];
+	d[1].n_entries = 1;
+	d[1].entries = &ep[1];
+	Ringkv__V1__RateLimitDescriptor *dp[2] = {&d[0], &d[1]};
+	Ringkv__V1__RateLimitCheckRequest req =
+	    RINGKV__V1__RATE_LIMIT_CHECK_REQUEST__INIT;
+	req.domain = "ringkv";
+	req.n_descriptors = 2;
+	req.descriptors = dp;
+	return rk_rpc_call(f->rl[i].client, rk_rl_check_method(), &req.base,
+	                   CALL_MS, res);
+}
+
+static void
+descriptors_of_two_owners_are_each_decided_by_their_owner(void **state)
+{
+	fixture_t *f = *state;
+	/* client_id owned by 0, open_key by 1. */
+	char v1[32] = "", v2[32] = "";
+	for (int k = 0; k < 1000; k++) {
+		snprintf(v1, sizeof(v1), "two-a-%d", k);
+		if (owner(f, "ringkv", "client_id", v1) == 0)
+			break;
+	}
+	for (int k = 0; k < 1000; k++) {
+		snprintf(v2, sizeof(v2), "two-b-%d", k);
+		if (owner(f, "ringkv", "open_key", v2) == 1)
+			break;
+	}
+	assert_int_equal(owner(f, "ringkv", "client_id", v1), 0);
+	assert_int_equal(owner(f, "ringkv", "open_key", v2), 1);
+	for (int round = 0; round < 5; round++) {
+		rk_rpc_result_t a, b;
+		/* Via 2 (owns neither), 0 (owns one), 1 (the other). */
+		int via = (2 + round) % NRL;
+		assert_int_equal(check2(f, via, v1, v2, &a), RK_OK);
+		assert_int_equal(check2(f, NRL, v1, v2, &b), RK_OK);
+		const Ringkv__V1__RateLimitCheckResponse *x = answer(&a),
+		                                         *y = answer(&b);
+		assert_int_equal(x->allowed, round < 3);
+		assert_int_equal(x->allowed, y->allowed);
+		assert_int_equal(x->limit, y->limit);
+		assert_int_equal(x->remaining, y->remaining);
+		assert_int_equal(x->deciding_index, y->deciding_index);
+		assert_int_equal(x->n_limits, 2);
+		assert_int_equal(x->limits[0]->descriptor_index, 0);
+		assert_int_equal(x->limits[1]->descriptor_index, 1);
+		assert_string_equal(x->limits[0]->rule, y->limits[0]->rule);
+		assert_string_equal(x->limits[1]->rule, y->limits[1]->rule);
+		assert_int_equal(
+		    x->outcome,
+		    RINGKV__V1__RATE_LIMIT_OUTCOME__RATE_LIMIT_DECIDED);
+		/* Across owners a refusal is not all-or-nothing: open_key's
+		 * owner counted rounds the client_id owner refused. */
+		assert_int_equal(x->limits[1]->remaining,
+		                 (uint64_t)(5 - 1 - round));
+		rk_rpc_result_clear(&a);
+		rk_rpc_result_clear(&b);
+	}
+	f->passed = true;
+}
+
+static void owner_errors_are_relayed(void **state)
+{
+	fixture_t *f = *state;
+	/* A domain no rule names, for a key owned by instance 1, via 0. */
+	char v[32] = "";
+	for (int k = 0; k < 1000; k++) {
+		snprintf(v, sizeof(v), "err-%d", k);
+		if (owner(f, "nowhere", "client_id", v) == 1)
+			break;
+	}
+	rk_rpc_result_t res;
+	assert_int_equal(check(f, 0, "nowhere", "client_id", v, &res),
+	                 RK_NOT_FOUND);
+	assert_non_null(strstr(res.message, "nowhere"));
+	rk_rpc_result_clear(&res);
+	/* Bad input through a forwarder is still refused clearly. */
+	assert_int_equal(check(f, 0, "ringkv", "", v, &res),
+	                 RK_INVALID_ARGUMENT);
+	rk_rpc_result_clear(&res);
+	f->passed = true;
+}
+
+static void killed_owner_fails_open_or_closed_as_each_rule_says(void **state)
+{
+	fixture_t *f = *state;
+	const int dead = 2;
+	rk_proc_kill(&f->rl[dead].proc);
+	int seen[2][2] = {{0}}; /* [closed?][owned by the dead one?] */
+	for (int k = 0; k < 40; k++) {
+		char v[32];
+		snprintf(v, sizeof(v), "kill-%d", k);
+		for (int closed = 0; closed < 2; closed++) {
+			const char *key = closed ? "closed_key" : "open_key";
+			int o = owner(f, "ringkv", key, v);
+			int via = k % 2; /* 0 or 1, both alive */
+			long t0 = now_ms();
+			rk_rpc_result_t res;
+			assert_int_equal(check(f, via, "ringkv", key, v, &res),
+			                 RK_OK);
+			long took = now_ms() - t0;
+			const Ringkv__V1__RateLimitCheckResponse *a =
+			    answer(&res);
+			assert_int_equal(a->n_limits, 1);
+			if (o == dead) {
+				assert_true(took < FORWARD_MS + 700);
+				assert_int_equal(a->allowed, !closed);
+				int want =
+				    closed
+				        ? RINGKV__V1__RATE_LIMIT_OUTCOME__RATE_LIMIT_FAILED_CLOSED
+				        : RINGKV__V1__RATE_LIMIT_OUTCOME__RATE_LIMIT_FAILED_OPEN;
+				assert_int_equal(a->outcome, want);
+				assert_int_equal(a->limits[0]->outcome, want);
+				if (closed)
+					assert_true(a->retry_after_ms > 0);
+			} else {
+				assert_true(a->allowed);
+				assert_int_equal(a->remaining, 4);
+				assert_int_equal(
+				    a->outcome,
+				    RINGKV__V1__RATE_LIMIT_OUTCOME__RATE_LIMIT_DECIDED);
+			}
+			seen[closed][o == dead]++;
+			rk_rpc_result_clear(&res);
+		}
+	}
+	/* A batch on 1 with a check of two owners, one of them dead: the
+	 * live owner decides its limit, the dead one's fails open. */
+	char v1[32] = "", v2[32] = "";
+	for (int k = 0; k < 1000; k++) {
+		snprintf(v1, sizeof(v1), "kb-a-%d", k);
+		if (owner(f, "ringkv", "client_id", v1) == 0)
+			break;
+	}
+	for (int k = 0; k < 1000; k++) {
+		snprintf(v2, sizeof(v2), "kb-b-%d", k);
+		if (owner(f, "ringkv", "open_key", v2) == dead)
+			break;
+	}
+	Ringkv__V1__RateLimitEntry e[2] = {RINGKV__V1__RATE_LIMIT_ENTRY__INIT,
+	                                   RINGKV__V1__RATE_LIMIT_ENTRY__INIT};
+	e[0].key = "client_id";
+	e[0].value = v1;
+	e[1].key = "open_key";
+	e[1].value = v2;
+	Ringkv__V1__RateLimitEntry *ep[2] = {&e[0], &e[1]};
+	Ringkv__V1__RateLimitDescriptor d[2] = {
+	    RINGKV__V1__RATE_LIMIT_DESCRIPTOR__INIT,
+	    RINGKV__V1__RATE_LIMIT_DESCRIPTOR__INIT};
+	d[0].n_entries = d[1].n_entries = 1;
+	d[0].entries = &ep[0];
+	d[1].entries = &ep[1];
+	Ringkv__V1__RateLimitDescriptor *dp[2] = {&d[0], &d[1]};
+	Ringkv__V1__RateLimitCheckRequest q =
+	    RINGKV__V1__RATE_LIMIT_CHECK_REQUEST__INIT;
+	q.domain = "ringkv";
+	q.n_descriptors = 2;
+	q.descriptors = dp;
+	Ringkv__V1__RateLimitCheckRequest *qp[1] = {&q};
+	Ringkv__V1__RateLimitCheckBatchRequest breq =
+	    RINGKV__V1__RATE_LIMIT_CHECK_BATCH_REQUEST__INIT;
+	breq.n_checks = 1;
+	breq.checks = qp;
+	rk_rpc_result_t bres;
+	assert_int_equal(rk_rpc_call(f->rl[1].client,
+	                             rk_rl_check_batch_method(), &breq.base,
+	                             CALL_MS, &bres),
+	                 RK_OK);
+	const Ringkv__V1__RateLimitCheckBatchResponse *br =
+	    (const void *)bres.response;
+	assert_int_equal(br->n_results, 1);
+	const Ringkv__V1__RateLimitCheckResponse *x = br->results[0]->response;
+	assert_non_null(x);
+	assert_true(x->allowed);
+	assert_int_equal(
+	    x->outcome, RINGKV__V1__RATE_LIMIT_OUTCOME__RATE_LIMIT_FAILED_OPEN);
+	assert_int_equal(x->n_limits, 2);
+	assert_int_equal(x->limits[0]->outcome,
+	                 RINGKV__V1__RATE_LIMIT_OUTCOME__RATE_LIMIT_DECIDED);
+	assert_int_equal(x->limits[0]->remaining, 2);
+	assert_int_equal(
+	    x->limits[1]->outcome,
+	    RINGKV__V1__RATE_LIMIT_OUTCOME__RATE_LIMIT_FAILED_OPEN);
+	rk_rpc_result_clear(&bres);
+
+	printf("# after the kill: open %d decided / %d failed open, closed "
+	       "%d decided / %d failed closed\n",
+	       seen[0][0], seen[0][1], seen[1][0], seen[1][1]);
+	assert_true(seen[0][1] > 0 && seen[1][1] > 0);
+	assert_true(seen[0][0] > 0 && seen[1][0] > 0);
+	f->passed = true;
+}
+
+/* The ratelimit ring's size as agent 0 sees it, or -1. */
+static int agent_ring_size(fixture_t *f)
+{
+	rk_ring_t *saved = f->ring;
+	f->ring = NULL;
+	int n = -1;
+	rk_rpc_method_t m;
+	if (rk_rpc_method_resolve(&ringkv__v1__membership__descriptor,
+	                          &ringkv__v1__membership_method__descriptor,
+	                          "GetRing", &m) == RK_OK) {
+		Ringkv__V1__GetRingRequest req =
+		    RINGKV__V1__GET_RING_REQUEST__INIT;
+		req.has_role = true;
+		req.role = RINGKV__V1__SERVICE_ID__SERVICE_RATELIMIT;
+		rk_rpc_result_t res;
+		if (rk_rpc_call(f->c.a[0].client, &m, &req.base, CALL_MS,
+		                &res) == RK_OK)
+			n = (int)((const Ringkv__V1__GetRingResponse *)
+			              res.response)
+			        ->ring->n_members;
+		rk_rpc_result_clear(&res);
+	}
+	f->ring = saved;
+	return n;
+}
+
+static void stopped_instances_exit_cleanly_and_leave_the_ring(void **state)
+{
+	fixture_t *f = *state;
+	/* 3 on the ring (the killed one is still vouched for: its agent
+	 * has no health check here). SIGTERM 0, 1 and the single one:
+	 * each exits 0 (under ASan: no leak) and 0 and 1 Leave. */
+	assert_int_equal(agent_ring_size(f), 3);
+	int stop[] = {0, 1, NRL};
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(rk_proc_signal(&f->rl[stop[i]].proc, SIGTERM),
+		                 0);
+	for (size_t i = 0; i < 3; i++) {
+		rl_t *r = &f->rl[stop[i]];
+		int w = rk_proc_wait(&r->proc, 10000);
+		if (w != 1 && getenv("RLC_GDB")) {
+			char cmd[256];
+			snprintf(cmd, sizeof(cmd),
+			         "gdb -p %d -batch -ex 'thread apply all bt' "
+			         "> /tmp/rldbg/hang.txt 2>&1",
+			         (int)r->proc.pid);
+			if (system(cmd) != 0)
+				fprintf(stderr, "gdb failed\n");
+		}
+		assert_int_equal(w, 1);
+		assert_int_equal(rk_proc_exit_code(&r->proc), 0);
+	}
+	long until = now_ms() + WAIT_MS;
+	while (agent_ring_size(f) != 1 && now_ms() < until)
+		pause_ms(50); /* between polls of the agent's ring */
+	assert_int_equal(agent_ring_size(f), 1);
+	f->passed = true;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup(keys_are_counted_by_the_owner_the_ring_names,
+	                           case_setup),
+	    cmocka_unit_test_setup(answers_match_a_single_instance, case_setup),
+	    cmocka_unit_test_setup(batches_match_a_single_instance, case_setup),
+	    cmocka_unit_test_setup(
+	        descriptors_of_two_owners_are_each_decided_by_their_owner,
+	        case_setup),
+	    cmocka_unit_test_setup(owner_errors_are_relayed, case_setup),
+	    cmocka_unit_test_setup(
+	        killed_owner_fails_open_or_closed_as_each_rule_says,
+	        case_setup),
+	    cmocka_unit_test_setup(
+	        stopped_instances_exit_cleanly_and_leave_the_ring, case_setup),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
