@@ -17,7 +17,8 @@
  * bytes) can only cause an extra fetch, never a wrong ring. The ring of
  * a role is small (tens of members), so refetching it whole is cheap.
  *
- * Waiting. The thread waits in slices of SLICE_MS on the sub socket (or
+ * Waiting. The thread waits in slices of SLICE_MS on the sub socket
+ * (poll() on its receive descriptor) (or
  * on its condition variable when no events socket is open), checking
  * between slices whether it was asked to stop or to refresh; stop and
  * refresh requests are therefore served within SLICE_MS.
@@ -26,6 +27,7 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/sub.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -82,6 +84,7 @@ struct rk_cluster {
 	rk_gauge_t *g_registered;    /* 1 once joined; may be NULL */
 	nng_socket sub;              /* the agent's events, if open */
 	bool sub_open;               /* sub is open */
+	int sub_fd;                  /* readable when sub has a message */
 };
 
 static void snap_free(snap_t *s)
@@ -181,7 +184,7 @@ static void try_subscribe(rk_cluster_t *c)
 	if (r->events_url != NULL && r->events_url[0] != '\0' &&
 	    nng_sub0_open(&c->sub) == 0) {
 		if (nng_socket_set(c->sub, NNG_OPT_SUB_SUBSCRIBE, "", 0) == 0 &&
-		    nng_socket_set_ms(c->sub, NNG_OPT_RECVTIMEO, SLICE_MS) ==
+		    nng_socket_get_int(c->sub, NNG_OPT_RECVFD, &c->sub_fd) ==
 		        0 &&
 		    nng_dial(c->sub, r->events_url, NULL, NNG_FLAG_NONBLOCK) ==
 		        0)
@@ -272,10 +275,15 @@ static bool fetch(rk_cluster_t *c)
 static bool wait_slice(rk_cluster_t *c)
 {
 	if (c->sub_open) {
-		nng_msg *msg = NULL;
-		int rv = nng_recvmsg(c->sub, &msg, 0);
-		if (rv == 0) {
-			nng_msg_free(msg);
+		/* poll() on the socket's receive descriptor, then a
+		 * non-blocking receive: a blocking nng_recvmsg with a receive
+		 * timeout was seen to miss its timeout and block for good. */
+		struct pollfd p = {.fd = c->sub_fd, .events = POLLIN};
+		if (poll(&p, 1, SLICE_MS) > 0) {
+			nng_msg *msg = NULL;
+			while (nng_recvmsg(c->sub, &msg, NNG_FLAG_NONBLOCK) ==
+			       0)
+				nng_msg_free(msg);
 			return true;
 		}
 		pthread_mutex_lock(&c->mu);

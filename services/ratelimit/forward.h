@@ -7,7 +7,8 @@
  * is placed on the ratelimit ring that a cluster view (lib/cluster) keeps
  * current. A check all of whose descriptors one other instance owns is
  * sent to that instance, marked `forwarded`, which decides it itself and
- * never forwards again (one hop). When the owner cannot be reached, the
+ * never forwards again (one hop); a check whose descriptors have several
+ * owners is split between them (split.h). When the owner cannot be reached, the
  * check is decided here with the owner hook answering UNREACHABLE for the
  * descriptors owned elsewhere, so each of their limits fails open or
  * closed as its rule says and the answer says which happened.

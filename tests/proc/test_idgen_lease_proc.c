@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <ringkv/client.h>
@@ -611,5 +612,16 @@ int main(void)
 	        test_majority_loss_stops_generators_before_leases_expire, setup,
 	        teardown),
 	};
+	/* Temp dirs under the build dir, not /tmp: a run once lost its
+	 * whole temp dir (sockets, logs) mid-case to something outside the
+	 * test cleaning /tmp/ringkv-*. An explicit TMPDIR wins. */
+	const char *bin = rk_proc_bin_dir();
+	char tmp[PATH_MAX];
+	if ((getenv("TMPDIR") == NULL || getenv("TMPDIR")[0] == '\0') &&
+	    bin != NULL &&
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s/../tmp", bin) < 64) {
+		mkdir(tmp, 0700);
+		setenv("TMPDIR", tmp, 1);
+	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
