@@ -28,7 +28,6 @@
  */
 #include <arpa/inet.h>
 #include <nng/nng.h>
-#include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -38,6 +37,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "raw_nng.h"
 #include "core/log.h"
 #include "crypto/seal.h"
 #include "idgen_service.h"
@@ -47,74 +47,9 @@
 #include "rpc/server.h"
 
 #define PAYLOAD     16
-#define RAW_WORKERS 64
 #define MAX_SAMPLES (4u << 20)
 #define CEILING     4096000.0 /* IDs/s of one worker: 4096 per ms */
 #define ROUNDS      3         /* rounds per kind; the median is shown */
-
-/* ---------------------------------------------------------- raw server */
-
-typedef struct raw_work {
-	nng_aio *aio; /* the work item's aio */
-	nng_ctx ctx;  /* its rep context */
-	int sending;  /* 1 while the echo is being sent */
-} raw_work_t;
-
-static void raw_cb(void *arg)
-{
-	raw_work_t *w = arg;
-	int rv = nng_aio_result(w->aio);
-	if (rv != 0) {
-		if (w->sending)
-			nng_msg_free(nng_aio_get_msg(w->aio));
-		if (rv == NNG_ECLOSED)
-			return;
-		w->sending = 0;
-		nng_ctx_recv(w->ctx, w->aio);
-		return;
-	}
-	if (w->sending) {
-		w->sending = 0;
-		nng_ctx_recv(w->ctx, w->aio);
-		return;
-	}
-	nng_msg *m = nng_aio_get_msg(w->aio);
-	w->sending = 1;
-	nng_aio_set_msg(w->aio, m);
-	nng_ctx_send(w->ctx, w->aio);
-}
-
-typedef struct raw_server {
-	nng_socket sock;              /* rep0 */
-	raw_work_t work[RAW_WORKERS]; /* work items */
-	int port;                     /* bound */
-} raw_server_t;
-
-static void raw_server_start(raw_server_t *s)
-{
-	nng_listener l;
-	if (nng_rep0_open(&s->sock) != 0 ||
-	    nng_listen(s->sock, "tcp://127.0.0.1:0", &l, 0) != 0) {
-		fprintf(stderr, "raw server: cannot listen\n");
-		exit(1);
-	}
-	nng_sockaddr sa;
-	nng_listener_get_addr(l, NNG_OPT_LOCADDR, &sa);
-	s->port = ntohs(sa.s_in.sa_port);
-	for (int i = 0; i < RAW_WORKERS; i++) {
-		raw_work_t *w = &s->work[i];
-		nng_aio_alloc(&w->aio, raw_cb, w);
-		nng_ctx_open(&w->ctx, s->sock);
-		nng_ctx_recv(w->ctx, w->aio);
-	}
-}
-
-static void raw_server_stop(raw_server_t *s)
-{
-	nng_close(s->sock);
-	for (int i = 0; i < RAW_WORKERS; i++)
-		nng_aio_free(s->work[i].aio);
-}
 
 /* ---------------------------------------------------------- load */
 
@@ -154,24 +89,11 @@ static void raw_loop(run_t *r)
 	memset(payload, 'p', sizeof(payload));
 	while (rk_clock_mono_ns() < r->until_ns) {
 		uint64_t t0 = rk_clock_mono_ns();
-		nng_msg *m;
-		nng_msg_alloc(&m, 0);
-		nng_msg_append(m, payload, sizeof(payload));
-		nng_aio_set_msg(aio, m);
-		nng_ctx_send(ctx, aio);
-		nng_aio_wait(aio);
-		if (nng_aio_result(aio) != 0) {
-			nng_msg_free(m);
+		if (rk_bench_raw_round_trip(ctx, aio, payload,
+		                            sizeof(payload)) != 0) {
 			atomic_fetch_add(&r->errors, 1);
 			continue;
 		}
-		nng_ctx_recv(ctx, aio);
-		nng_aio_wait(aio);
-		if (nng_aio_result(aio) != 0) {
-			atomic_fetch_add(&r->errors, 1);
-			continue;
-		}
-		nng_msg_free(nng_aio_get_msg(aio));
 		record(r, t0, rk_clock_mono_ns(), 0);
 	}
 	nng_aio_free(aio);
@@ -305,8 +227,7 @@ int main(int argc, char **argv)
 	if (sodium_init() < 0)
 		return 1;
 
-	static raw_server_t raw; /* zeroed: work items start idle */
-	raw_server_start(&raw);
+	rk_bench_raw_echo_t *raw = rk_bench_raw_echo_start();
 
 	char dir[] = "/tmp/bench-idgen-XXXXXX";
 	if (mkdtemp(dir) == NULL) {
@@ -346,7 +267,7 @@ int main(int argc, char **argv)
 	run_t rr = {0}, kr = {0};
 	rr.samples = malloc(MAX_SAMPLES * sizeof(uint32_t));
 	kr.samples = malloc(MAX_SAMPLES * sizeof(uint32_t));
-	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", raw.port);
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", rk_bench_raw_echo_port(raw));
 	nng_req0_open(&rr.raw_sock);
 	nng_socket_set_ms(rr.raw_sock, NNG_OPT_REQ_RESENDTIME,
 	                  NNG_DURATION_INFINITE);
@@ -416,7 +337,7 @@ int main(int argc, char **argv)
 	rk_idgen_service_stop(svc);
 	rk_rpc_server_free(srv);
 	rk_idgen_service_free(svc);
-	raw_server_stop(&raw);
+	rk_bench_raw_echo_stop(raw);
 	rk_metrics_free(metrics);
 	rk_sealer_free(ss);
 	rk_sealer_free(cs);
