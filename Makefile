@@ -49,10 +49,12 @@ fuzz:
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
 	      -DRINGKV_FUZZ=ON -DRINGKV_SANITIZE="address;undefined" \
 	      -DRINGKV_TESTS=OFF -DRINGKV_BENCH=OFF
-	cmake --build build-fuzz -j$(JOBS) --target fuzz-rpc-request
-	mkdir -p build-fuzz/corpus/rpc-request
+	cmake --build build-fuzz -j$(JOBS) --target fuzz-rpc-request fuzz-gossip
+	mkdir -p build-fuzz/corpus/rpc-request build-fuzz/corpus/gossip
 	build-fuzz/bin/fuzz-rpc-request -max_total_time=$(FUZZ_SECONDS) \
 	      build-fuzz/corpus/rpc-request
+	build-fuzz/bin/fuzz-gossip -max_total_time=$(FUZZ_SECONDS) \
+	      build-fuzz/corpus/gossip
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD) build-fuzz
