@@ -5,6 +5,9 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
 
 #define RAW_WORKERS 64
 
@@ -100,4 +103,29 @@ int rk_bench_raw_round_trip(nng_ctx ctx, nng_aio *aio, const void *payload,
 		return rv;
 	nng_msg_free(nng_aio_get_msg(aio));
 	return 0;
+}
+
+void rk_bench_raw_run(nng_socket sock, size_t len, uint64_t until_ns,
+                      rk_bench_raw_done_fn done, void *arg)
+{
+	uint8_t payload[4096];
+	if (len > sizeof(payload))
+		len = sizeof(payload);
+	memset(payload, 'p', len);
+	nng_ctx ctx;
+	nng_aio *aio;
+	if (nng_ctx_open(&ctx, sock) != 0)
+		return;
+	if (nng_aio_alloc(&aio, NULL, NULL) != 0) {
+		nng_ctx_close(ctx);
+		return;
+	}
+	nng_aio_set_timeout(aio, 5000);
+	while (rk_clock_mono_ns() < until_ns) {
+		uint64_t t0 = rk_clock_mono_ns();
+		int rv = rk_bench_raw_round_trip(ctx, aio, payload, len);
+		done(arg, rv, t0, rk_clock_mono_ns());
+	}
+	nng_aio_free(aio);
+	nng_ctx_close(ctx);
 }

@@ -78,26 +78,18 @@ static void record(run_t *r, uint64_t t0, uint64_t t1, size_t ids)
 		r->samples[i] = (uint32_t)(t1 - t0);
 }
 
+static void raw_done(void *arg, int rv, uint64_t t0, uint64_t t1)
+{
+	run_t *r = arg;
+	if (rv != 0)
+		atomic_fetch_add(&r->errors, 1);
+	else
+		record(r, t0, t1, 0);
+}
+
 static void raw_loop(run_t *r)
 {
-	nng_ctx ctx;
-	nng_aio *aio;
-	nng_ctx_open(&ctx, r->raw_sock);
-	nng_aio_alloc(&aio, NULL, NULL);
-	nng_aio_set_timeout(aio, 5000);
-	uint8_t payload[PAYLOAD];
-	memset(payload, 'p', sizeof(payload));
-	while (rk_clock_mono_ns() < r->until_ns) {
-		uint64_t t0 = rk_clock_mono_ns();
-		if (rk_bench_raw_round_trip(ctx, aio, payload,
-		                            sizeof(payload)) != 0) {
-			atomic_fetch_add(&r->errors, 1);
-			continue;
-		}
-		record(r, t0, rk_clock_mono_ns(), 0);
-	}
-	nng_aio_free(aio);
-	nng_ctx_close(ctx);
+	rk_bench_raw_run(r->raw_sock, PAYLOAD, r->until_ns, raw_done, r);
 }
 
 static void idgen_loop(run_t *r)
