@@ -30,15 +30,18 @@ stop_all() {
 }
 trap stop_all INT TERM
 
-# start SERVICE NAME RPC_PORT ADMIN_PORT [EXTRA_YAML]
+# start SERVICE NAME RPC_PORT ADMIN_PORT [EXTRA_YAML [STREAM_PORT]]
 start() {
-  local service=$1 name=$2 rpc=$3 admin=$4 extra=${5:-}
+  local service=$1 name=$2 rpc=$3 admin=$4 extra=${5:-} stream=${6:-}
+  local stream_yaml=""
+  [ -n "$stream" ] && stream_yaml="  stream_listen: stream://127.0.0.1:$stream"
   local conf="$dir/conf/$name.yaml"
   cat > "$conf" <<YAML
 node:
   id: $name
 rpc:
   listen: tcp://127.0.0.1:$rpc
+$stream_yaml
 admin:
   listen: 127.0.0.1:$admin
 security:
@@ -72,7 +75,7 @@ start membership  membership-3  7303 8303 "$(agent 3)"
 start coordinator coordinator-1 7101 8101
 start coordinator coordinator-2 7102 8102
 start ratelimit   ratelimit-1   7401 8401 "ratelimit:
-  rules_file: $top/deploy/config/ratelimit-rules.yaml"
+  rules_file: $top/deploy/config/ratelimit-rules.yaml" 7411
 start idgen       idgen-1       7501 8501 "idgen:
   datacenter_id: 0
   worker_id: 1
@@ -103,7 +106,7 @@ k=var/local-cluster/cluster.key
 echo "try: $build/bin/ringkv health --key $k tcp://127.0.0.1:7201"
 echo "     $build/bin/ringkv cluster status --key $k tcp://127.0.0.1:7301"
 echo "     $build/bin/ringkv id next --key $k -n 3 tcp://127.0.0.1:7501"
-echo "     $build/bin/ringkv ratelimit check --key $k tcp://127.0.0.1:7401 ringkv client_id=alice"
+echo "     $build/bin/ringkv ratelimit check --key $k stream://127.0.0.1:7411 ringkv client_id=alice"
 echo "     curl http://127.0.0.1:8201/metrics"
 echo "Ctrl-C stops the cluster."
 wait

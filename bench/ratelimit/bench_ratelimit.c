@@ -18,7 +18,13 @@
  * is one call), then the issue's targets: single checks with 16 callers
  * >= 0.8x Redis with 16 clients; batches >= 1.0x Redis pipelined.
  *
- * usage: bench-ratelimit PATH/TO/ringkv-ratelimit [seconds-per-run]
+ * ringkv is called over its stream transport (plain TCP, lib/rpc
+ * stream_server.h); one row shows single checks over nng for comparison.
+ * Every load runs once per round, ringkv and Redis interleaved, and the
+ * median round is shown.
+ *
+ * usage: bench-ratelimit PATH/TO/ringkv-ratelimit [seconds-per-run
+ *        [rounds]]   (default 3 s, 3 rounds)
  * (bench/ratelimit/run.sh installs Redis and hiredis, builds, runs this.)
  */
 #include <arpa/inet.h>
@@ -51,6 +57,7 @@
 #define NKEYS       1000000
 #define BATCH       100
 #define PIPE        16
+#define MAX_ROUNDS  9
 
 extern char **environ;
 
@@ -194,11 +201,11 @@ static void reap(pid_t pid)
 
 /* ------------------------------------------------------------ ringkv */
 
-static char rl_url[64], key_file[300];
+static char rl_url[64], rl_stream_url[64], key_file[300];
 
-static ringkv_conn_t *rl_connect(void)
+static ringkv_conn_t *rl_connect(const char *url)
 {
-	ringkv_conn_opts_t co = {.url = rl_url,
+	ringkv_conn_opts_t co = {.url = url,
 	                         .key_file = key_file,
 	                         .timeout_ms = 5000,
 	                         .caller = "bench"};
@@ -305,18 +312,21 @@ static pid_t rl_start(const char *bin)
 	fclose(f);
 	int port = free_port();
 	snprintf(rl_url, sizeof(rl_url), "tcp://127.0.0.1:%d", port);
+	snprintf(rl_stream_url, sizeof(rl_stream_url), "stream://127.0.0.1:%d",
+	         free_port());
 	f = fopen(path, "w");
 	fprintf(f,
-	        "rpc:\n  listen: %s\n  workers: 2\nadmin:\n  listen: "
+	        "rpc:\n  listen: %s\n  stream_listen: %s\n  workers: 2\n"
+	        "admin:\n  listen: "
 	        "127.0.0.1:0\nsecurity:\n  cluster_key_file: %s\nlog:\n  "
 	        "level: warn\nratelimit:\n  rules_file: %s\n  max_keys: "
 	        "4194304\n  max_batch: 1000\n",
-	        rl_url, key_file, rules);
+	        rl_url, rl_stream_url, key_file, rules);
 	fclose(f);
 	const char *argv[] = {bin, "--config", path, NULL};
 	pid_t pid = spawn(argv, log);
 	/* ready when it answers Health over the real socket */
-	ringkv_conn_t *c = rl_connect();
+	ringkv_conn_t *c = rl_connect(rl_stream_url);
 	ringkv_error_t e;
 	uint64_t until = rk_clock_mono_ms() + 10000;
 	while (ringkv_health(c, &e) != RK_OK) {
@@ -464,16 +474,84 @@ static void *redis_pipelined(void *arg)
 }
 #endif
 
+/* ------------------------------------------------------------ cases */
+
+/* One load: who serves it, how, and where its figures go. */
+typedef struct bench_case {
+	const char *who;        /* row label */
+	const char *load;       /* row label */
+	int callers;            /* threads, one call in flight each */
+	bool many_keys;         /* 1,000,000 keys, else the hot one */
+	int kind;               /* see case_run */
+	result_t r[MAX_ROUNDS]; /* per round */
+} bench_case_t;
+
+enum { K_CHECK_STREAM, K_BATCH_STREAM, K_CHECK_NNG, K_REDIS, K_REDIS_PIPE };
+
+/* Runs C once, as round K. */
+static void case_run(bench_case_t *c, int k)
+{
+	void *ctx[MAX_THREADS];
+	int n = c->callers;
+	bool redis = c->kind == K_REDIS || c->kind == K_REDIS_PIPE;
+	for (int i = 0; i < n; i++) {
+#ifdef RK_HAVE_HIREDIS
+		if (redis) {
+			ctx[i] = redis_connect();
+			continue;
+		}
+#endif
+		ctx[i] =
+		    rl_connect(c->kind == K_CHECK_NNG ? rl_url : rl_stream_url);
+	}
+	void *(*fn)(void *) = c->kind == K_BATCH_STREAM ? rl_batch : rl_single;
+#ifdef RK_HAVE_HIREDIS
+	if (redis)
+		fn = c->kind == K_REDIS_PIPE ? redis_pipelined : redis_worker;
+#endif
+	run(n, c->many_keys, fn, ctx, &c->r[k]);
+	for (int i = 0; i < n; i++) {
+#ifdef RK_HAVE_HIREDIS
+		if (redis) {
+			redisFree(ctx[i]);
+			continue;
+		}
+#endif
+		ringkv_close(ctx[i]);
+	}
+}
+
+static int cmp_rate(const void *a, const void *b)
+{
+	double x = ((const result_t *)a)->per_s,
+	       y = ((const result_t *)b)->per_s;
+	return x < y ? -1 : x > y;
+}
+
+/* The round with the median throughput. */
+static result_t case_median(const bench_case_t *c, int rounds)
+{
+	result_t sorted[MAX_ROUNDS];
+	memcpy(sorted, c->r, sizeof(result_t) * (size_t)rounds);
+	qsort(sorted, (size_t)rounds, sizeof(result_t), cmp_rate);
+	return sorted[rounds / 2];
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
 		fprintf(stderr,
 		        "usage: bench-ratelimit PATH/TO/ringkv-ratelimit "
-		        "[seconds-per-run]\n");
+		        "[seconds-per-run [rounds]]\n");
 		return 2;
 	}
 	if (argc > 2)
 		run_seconds = atof(argv[2]);
+	int rounds = argc > 3 ? atoi(argv[3]) : 3;
+	if (run_seconds <= 0 || rounds < 1 || rounds > MAX_ROUNDS) {
+		fprintf(stderr, "bad seconds or rounds (1..%d)\n", MAX_ROUNDS);
+		return 2;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/bench-rl-XXXXXX");
 	if (mkdtemp(tmpdir) == NULL) {
@@ -481,68 +559,97 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	printf("bench-ratelimit: %.1f s per run, %ld CPUs, loopback TCP; a "
-	       "batch or a pipeline is one call for the latencies\n",
-	       run_seconds, cpus);
-	printf("%-8s %-22s %3s  %-10s %12s %9s %9s %7s\n", "server", "load",
-	       "n", "keys", "decisions/s", "p50 us", "p99 us", "errors");
+	printf("bench-ratelimit: %.1f s per run, median of %d alternating "
+	       "rounds, %ld CPUs, loopback TCP; a batch or a pipeline is one "
+	       "call for the latencies\n",
+	       run_seconds, rounds, cpus);
+
+	bench_case_t cases[16];
+	int nc = 0;
+	for (int k = 0; k < 2; k++) {
+		cases[nc++] = (bench_case_t){.who = "ringkv",
+		                             .load = "Check (stream)",
+		                             .callers = 1,
+		                             .many_keys = k,
+		                             .kind = K_CHECK_STREAM};
+		cases[nc++] = (bench_case_t){.who = "ringkv",
+		                             .load = "Check (stream)",
+		                             .callers = 16,
+		                             .many_keys = k,
+		                             .kind = K_CHECK_STREAM};
+		cases[nc++] = (bench_case_t){.who = "ringkv",
+		                             .load = "Check (nng)",
+		                             .callers = 16,
+		                             .many_keys = k,
+		                             .kind = K_CHECK_NNG};
+		cases[nc++] = (bench_case_t){.who = "ringkv",
+		                             .load = "CheckBatch of 100",
+		                             .callers = 1,
+		                             .many_keys = k,
+		                             .kind = K_BATCH_STREAM};
+		cases[nc++] = (bench_case_t){.who = "ringkv",
+		                             .load = "CheckBatch of 100",
+		                             .callers = 16,
+		                             .many_keys = k,
+		                             .kind = K_BATCH_STREAM};
+#ifdef RK_HAVE_HIREDIS
+		cases[nc++] = (bench_case_t){.who = "redis",
+		                             .load = "EVALSHA one at a time",
+		                             .callers = 1,
+		                             .many_keys = k,
+		                             .kind = K_REDIS};
+		cases[nc++] = (bench_case_t){.who = "redis",
+		                             .load = "EVALSHA one at a time",
+		                             .callers = 16,
+		                             .many_keys = k,
+		                             .kind = K_REDIS};
+		cases[nc++] = (bench_case_t){.who = "redis",
+		                             .load = "EVALSHA pipelined x16",
+		                             .callers = 16,
+		                             .many_keys = k,
+		                             .kind = K_REDIS_PIPE};
+#endif
+	}
 
 	pid_t rl = rl_start(argv[1]);
-	void *ctx[MAX_THREADS];
-	result_t rs[2][2][2]; /* [batch][callers 1/16][keys hot/1M] */
-	const int callers[2] = {1, 16};
-	for (int b = 0; b < 2; b++)
-		for (int ci = 0; ci < 2; ci++)
-			for (int k = 0; k < 2; k++) {
-				int n = callers[ci];
-				for (int i = 0; i < n; i++)
-					ctx[i] = rl_connect();
-				run(n, k == 1, b ? rl_batch : rl_single, ctx,
-				    &rs[b][ci][k]);
-				for (int i = 0; i < n; i++)
-					ringkv_close(ctx[i]);
-				print_row("ringkv",
-				          b ? "CheckBatch of 100" : "Check", n,
-				          k ? "1,000,000" : "hot key",
-				          &rs[b][ci][k]);
-			}
-	reap(rl);
-
+	pid_t rp = -1;
 #ifdef RK_HAVE_HIREDIS
-	result_t red[3][2]; /* [1 client, 16 clients, 16 pipelined][keys] */
-	pid_t rp = redis_start();
-	if (rp > 0) {
-		static const char *loads[3] = {"EVALSHA one at a time",
-		                               "EVALSHA one at a time",
-		                               "EVALSHA pipelined x16"};
-		const int nc[3] = {1, 16, 16};
-		for (int m = 0; m < 3; m++)
-			for (int k = 0; k < 2; k++) {
-				for (int i = 0; i < nc[m]; i++)
-					ctx[i] = redis_connect();
-				run(nc[m], k == 1,
-				    m == 2 ? redis_pipelined : redis_worker,
-				    ctx, &red[m][k]);
-				for (int i = 0; i < nc[m]; i++)
-					redisFree(ctx[i]);
-				print_row("redis", loads[m], nc[m],
-				          k ? "1,000,000" : "hot key",
-				          &red[m][k]);
-			}
-		reap(rp);
-		printf(
-		    "\ntargets (sliding window counter vs Redis fixed-window "
-		    "script):\n");
-		for (int k = 0; k < 2; k++) {
-			double a = rs[0][1][k].per_s / red[1][k].per_s;
-			double b = rs[1][1][k].per_s / red[2][k].per_s;
-			printf("  %-9s Check x16 / Redis x16 one at a time = "
-			       "%.2f (target >= 0.8: %s); CheckBatch x16 / "
-			       "Redis pipelined = %.2f (target >= 1.0: %s)\n",
-			       k ? "1M keys" : "hot key", a,
-			       a >= 0.8 ? "met" : "NOT met", b,
-			       b >= 1.0 ? "met" : "NOT met");
-		}
+	rp = redis_start();
+	if (rp < 0) {
+		reap(rl);
+		return 1;
+	}
+#endif
+	/* Every load once per round, ringkv and Redis interleaved, so a
+	 * burst of outside load hits both sides. */
+	for (int k = 0; k < rounds; k++)
+		for (int i = 0; i < nc; i++)
+			case_run(&cases[i], k);
+	reap(rl);
+	reap(rp);
+
+	printf("%-8s %-22s %3s  %-10s %12s %9s %9s %7s\n", "server", "load",
+	       "n", "keys", "decisions/s", "p50 us", "p99 us", "errors");
+	result_t med[16];
+	for (int i = 0; i < nc; i++) {
+		med[i] = case_median(&cases[i], rounds);
+		print_row(cases[i].who, cases[i].load, cases[i].callers,
+		          cases[i].many_keys ? "1,000,000" : "hot key",
+		          &med[i]);
+	}
+#ifdef RK_HAVE_HIREDIS
+	printf("\ntargets (sliding window counter vs Redis fixed-window "
+	       "script, medians):\n");
+	for (int k = 0; k < 2; k++) {
+		int base = k * 8;
+		double a = med[base + 1].per_s / med[base + 6].per_s;
+		double b = med[base + 4].per_s / med[base + 7].per_s;
+		printf("  %-9s Check x16 / Redis x16 one at a time = %.2f "
+		       "(target >= 0.8: %s); CheckBatch x16 / Redis "
+		       "pipelined = %.2f (target >= 1.0: %s)\n",
+		       k ? "1M keys" : "hot key", a,
+		       a >= 0.8 ? "met" : "NOT met", b,
+		       b >= 1.0 ? "met" : "NOT met");
 	}
 #else
 	printf("redis: skipped (built without hiredis: run "

@@ -8,6 +8,9 @@
  *  - ringkv: rk_rpc_server answering Health.Echo, frames sealed with a
  *            cluster key (XChaCha20-Poly1305), protobuf envelopes,
  *            metrics on, deadlines on every call.
+ * The ringkv server also listens on the stream transport (plain TCP with
+ * epoll, lib/rpc/stream_server.h); a third row measures the same sealed
+ * calls through it.
  * For each, 1 and then 16 client threads each make synchronous calls with
  * a 100-byte payload for a fixed time, one call in flight per thread.
  * Prints calls/s, p50/p99 latency and CPU time per call (client and
@@ -184,7 +187,8 @@ int main(int argc, char **argv)
 	rk_rpc_server_opts_t so = {.listen = "tcp://127.0.0.1:0",
 	                           .sealer = ss,
 	                           .metrics = metrics,
-	                           .name = "bench"};
+	                           .name = "bench",
+	                           .stream_listen = "stream://127.0.0.1:0"};
 	rk_rpc_server_t *srv;
 	char *err = NULL;
 	rk_health_t health = {.service = "bench", .node_id = "bench"};
@@ -197,7 +201,8 @@ int main(int argc, char **argv)
 	}
 
 	char url[64];
-	run_t rr = {.raw = 1}, kr = {.raw = 0};
+	run_t rr = {.raw = 1}, kr = {.raw = 0}, sr = {.raw = 0};
+	sr.samples = malloc(MAX_SAMPLES * sizeof(uint32_t));
 	rr.samples = malloc(MAX_SAMPLES * sizeof(uint32_t));
 	kr.samples = malloc(MAX_SAMPLES * sizeof(uint32_t));
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", rk_bench_raw_echo_port(raw));
@@ -209,6 +214,12 @@ int main(int argc, char **argv)
 	         rk_rpc_server_port(srv));
 	rk_rpc_client_opts_t co = {.url = url, .sealer = cs, .caller = "bench"};
 	rk_rpc_client_new(&co, &kr.client);
+	char surl[64];
+	snprintf(surl, sizeof(surl), "stream://127.0.0.1:%d",
+	         rk_rpc_server_stream_port(srv));
+	rk_rpc_client_opts_t sco = {.url = surl, .sealer = cs,
+	                            .caller = "bench"};
+	rk_rpc_client_new(&sco, &sr.client);
 
 	printf("bench-rpc: echo of %d-byte payloads over tcp loopback, "
 	       "%.1f s per run, median of %d rounds\n",
@@ -218,11 +229,12 @@ int main(int argc, char **argv)
 	int inflight[] = {1, 16};
 	int ok = 1;
 	for (int i = 0; i < 2; i++) {
-		figures_t ra[15], ka[15];
+		figures_t ra[15], ka[15], sa[15];
 		int order[15];
 		for (int k = 0; k < rounds; k++) {
 			ra[k] = measure(&rr, inflight[i], seconds);
 			ka[k] = measure(&kr, inflight[i], seconds);
+			sa[k] = measure(&sr, inflight[i], seconds);
 			order[k] = k;
 		}
 		/* The round whose throughput ratio is the median. */
@@ -243,6 +255,10 @@ int main(int argc, char **argv)
 		printf("%-22s %9d %10.0f %9.1f %9.1f %8.1f %6zu\n",
 		       "ringkv rpc (sealed)", inflight[i], b.rate, b.p50_us,
 		       b.p99_us, b.cpu_us, b.errors);
+		figures_t c = sa[order[rounds / 2]];
+		printf("%-22s %9d %10.0f %9.1f %9.1f %8.1f %6zu\n",
+		       "ringkv stream (sealed)", inflight[i], c.rate, c.p50_us,
+		       c.p99_us, c.cpu_us, c.errors);
 		double ratio = a.rate > 0 ? b.rate / a.rate : 0;
 		double added = b.p50_us - a.p50_us;
 		printf("%-22s %9d %9.1f%% %+9.1f %+9.1f %+8.1f\n",
@@ -264,6 +280,8 @@ int main(int argc, char **argv)
 	       ok ? "met" : "NOT met");
 
 	rk_rpc_client_free(kr.client);
+	rk_rpc_client_free(sr.client);
+	free(sr.samples);
 	nng_close(rr.raw_sock);
 	rk_rpc_server_free(srv);
 	rk_bench_raw_echo_stop(raw);

@@ -17,6 +17,7 @@
  * we report UNAVAILABLE and never run a request twice.
  */
 #include "rpc/client.h"
+#include "rpc/client_codec.h"
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -30,69 +31,61 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/workpool.h"
 #include "core/log.h"
 #include "ringkv/v1/common.pb-c.h"
 #include "rpc/frame.h"
 #include "rpc/pballoc.h"
 #include "rpc/server.h"
+#include "rpc/stream_client.h"
+#include "rpc/stream_wire.h"
 
 /* A req context and a callback-less aio kept for synchronous calls:
  * opening and closing a context per call costs a wake-up of nng's reaper
  * thread each time, so synchronous calls reuse them. */
 typedef struct sync_slot {
-	nng_ctx ctx;             /* a req context of the client's socket */
-	nng_aio *aio;            /* without callback: waited on */
-	struct sync_slot *next;  /* idle list link */
+	nng_ctx ctx;            /* a req context of the client's socket */
+	nng_aio *aio;           /* without callback: waited on */
+	struct sync_slot *next; /* idle list link */
 } sync_slot_t;
 
 struct rk_rpc_client {
-	nng_socket sock;        /* req0 */
-	nng_dialer dialer;      /* to url, non-blocking, with back-off */
-	char *url;              /* as given */
-	char *caller;           /* our name in envelopes */
-	rk_sealer_t *sealer;    /* borrowed; NULL: unsealed */
-	size_t max_frame;       /* cap on frames both ways */
-	atomic_int pipes;       /* connections up */
+	nng_socket sock;     /* req0 */
+	nng_dialer dialer;   /* to url, non-blocking, with back-off */
+	char *url;           /* as given */
+	char *caller;        /* our name in envelopes */
+	rk_sealer_t *sealer; /* borrowed; NULL: unsealed */
+	size_t max_frame;    /* cap on frames both ways */
+	atomic_int pipes;    /* connections up */
 	atomic_uint_fast64_t trace_seq; /* next trace id */
-	pthread_mutex_t mu;     /* guards inflight and closing */
-	pthread_cond_t cv;      /* signalled when inflight drops to 0 */
-	size_t inflight;        /* call objects alive */
-	sync_slot_t *idle;      /* slots for synchronous calls, unused now */
-	atomic_bool closing;    /* no new calls; ends calls in flight */
+	pthread_mutex_t mu;             /* guards inflight and closing */
+	pthread_cond_t cv;              /* signalled when inflight drops to 0 */
+	size_t inflight;                /* call objects alive */
+	sync_slot_t *idle;   /* slots for synchronous calls, unused now */
+	atomic_bool closing; /* no new calls; ends calls in flight */
+	rk_stream_client_t *stream; /* stream:// URLs: the transport used
+	                               instead of the socket */
+	rk_workpool_t *async_pool;  /* runs asynchronous stream calls; made
+	                               on first use, under mu */
 };
 
 enum call_phase { PHASE_SEND, PHASE_RECV };
 
-
-
 typedef struct call {
-	rk_rpc_client_t *c;      /* owner */
-	nng_aio *aio;            /* this call's aio */
-	nng_ctx ctx;             /* this call's req context */
-	enum call_phase phase;   /* see the essay above */
-	uint64_t start_ns;       /* monotonic, for latency */
-	uint64_t deadline_ms;    /* monotonic */
-	uint32_t timeout_ms;     /* as asked, for messages */
-	bool sealed;             /* the request was sealed */
+	rk_rpc_client_t *c;                 /* owner */
+	nng_aio *aio;                       /* this call's aio */
+	nng_ctx ctx;                        /* this call's req context */
+	enum call_phase phase;              /* see the essay above */
+	uint64_t start_ns;                  /* monotonic, for latency */
+	uint64_t deadline_ms;               /* monotonic */
+	uint32_t timeout_ms;                /* as asked, for messages */
+	bool sealed;                        /* the request was sealed */
 	uint8_t nonce[RK_SEAL_NONCE_BYTES]; /* its nonce: the reply binds it */
-	const rk_rpc_method_t *m; /* borrowed method handle */
-	rk_rpc_done_fn done;     /* the caller's callback */
-	void *arg;               /* its argument */
-	rk_rpc_result_t *res;    /* handed to done */
+	const rk_rpc_method_t *m;           /* borrowed method handle */
+	rk_rpc_done_fn done;                /* the caller's callback */
+	void *arg;                          /* its argument */
+	rk_rpc_result_t *res;               /* handed to done */
 } call_t;
-
-static void result_set(rk_rpc_result_t *res, rk_status_t code,
-                       const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void result_set(rk_rpc_result_t *res, rk_status_t code,
-                       const char *fmt, ...)
-{
-	res->code = code;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(res->message, sizeof(res->message), fmt, ap);
-	va_end(ap);
-}
 
 static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
@@ -125,70 +118,14 @@ static void call_finish(call_t *call)
 	call_release(c);
 }
 
-/* Reads the answer in MSG into RES. Takes ownership of MSG. */
+/* Reads the answer in MSG into the call's result. Takes MSG. */
 static void call_decode(call_t *call, nng_msg *msg)
 {
 	rk_rpc_client_t *c = call->c;
-	rk_rpc_result_t *res = call->res;
-	const uint8_t *data = nng_msg_body(msg);
-	size_t len = nng_msg_len(msg);
-	if (len > c->max_frame) {
-		nng_msg_free(msg);
-		result_set(res, RK_RESOURCE_EXHAUSTED,
-		           "answer of %zu bytes exceeds max_frame_bytes %zu", len,
-		           c->max_frame);
-		return;
-	}
-	rk_frame_t fr;
-	const char *why = NULL;
-	rk_status_t st = rk_frame_open(c->sealer, true, RK_FRAME_RESPONSE,
-	                               call->sealed ? call->nonce : NULL, data,
-	                               len, false, &res->arena, &fr, &why);
-	if (st != RK_OK) {
-		nng_msg_free(msg);
-		result_set(res, st, "answer refused: %s",
-		           why != NULL ? why : "bad frame");
-		return;
-	}
-	ProtobufCAllocator pb;
-	rk_pballoc_init(&pb, &res->arena);
-	Ringkv__V1__ResponseEnvelope *env =
-	    ringkv__v1__response_envelope__unpack(&pb, fr.plain_len, fr.plain);
+	rk_rpc_response_unpack(c->sealer, c->max_frame,
+	                       call->sealed ? call->nonce : NULL, call->m,
+	                       nng_msg_body(msg), nng_msg_len(msg), call->res);
 	nng_msg_free(msg);
-	if (env == NULL || env->status == NULL || !env->status->has_code ||
-	    !rk_status_valid((int)env->status->code)) {
-		result_set(res, RK_INTERNAL, "malformed answer envelope");
-		return;
-	}
-	rk_status_t code = (rk_status_t)env->status->code;
-	const char *text = env->status->message ? env->status->message : "";
-	if (c->sealer != NULL && !fr.sealed) {
-		/* A peer without our key can only tell us why it refused;
-		 * an unsealed success could be anyone's. */
-		if (code == RK_OK) {
-			result_set(res, RK_UNAUTHENTICATED,
-			           "unsealed answer refused");
-			return;
-		}
-		result_set(res, code, "%s", text);
-		return;
-	}
-	if (code != RK_OK) {
-		result_set(res, code, "%s", text);
-		if (env->status->has_retry_after_ms)
-			res->retry_after_ms = env->status->retry_after_ms;
-		return;
-	}
-	ProtobufCBinaryData body =
-	    env->has_body ? env->body : (ProtobufCBinaryData){0, NULL};
-	res->response = protobuf_c_message_unpack(call->m->desc->output, &pb,
-	                                          body.len, body.data);
-	if (res->response == NULL) {
-		result_set(res, RK_INTERNAL, "malformed %s answer (%zu bytes)",
-		           call->m->full_name, body.len);
-		return;
-	}
-	result_set(res, RK_OK, "%s", "");
 }
 
 /* Handles the completion of the call's current phase. Returns true when
@@ -206,7 +143,7 @@ static bool call_advance(call_t *call)
 			nng_msg_free(nng_aio_get_msg(call->aio));
 			nng_aio_set_msg(call->aio, NULL);
 		}
-		result_set(call->res, RK_CANCELLED, "client closed");
+		rk_rpc_result_set(call->res, RK_CANCELLED, "client closed");
 		return true;
 	}
 	if (call->phase == PHASE_SEND) {
@@ -215,26 +152,28 @@ static bool call_advance(call_t *call)
 			nng_msg_free(nng_aio_get_msg(call->aio));
 			nng_aio_set_msg(call->aio, NULL);
 			if (rv == NNG_ETIMEDOUT && atomic_load(&c->pipes) == 0)
-				result_set(call->res, RK_UNAVAILABLE,
-				           "not connected to %s within %u ms",
-				           c->url, call->timeout_ms);
+				rk_rpc_result_set(
+				    call->res, RK_UNAVAILABLE,
+				    "not connected to %s within %u ms", c->url,
+				    call->timeout_ms);
 			else if (rv == NNG_ETIMEDOUT)
-				result_set(call->res, RK_DEADLINE_EXCEEDED,
-				           "not sent within %u ms",
-				           call->timeout_ms);
+				rk_rpc_result_set(
+				    call->res, RK_DEADLINE_EXCEEDED,
+				    "not sent within %u ms", call->timeout_ms);
 			else if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
-				result_set(call->res, RK_CANCELLED,
-				           "client closed");
+				rk_rpc_result_set(call->res, RK_CANCELLED,
+				                  "client closed");
 			else
-				result_set(call->res, RK_UNAVAILABLE,
-				           "send to %s failed: %s", c->url,
-				           nng_strerror(rv));
+				rk_rpc_result_set(call->res, RK_UNAVAILABLE,
+				                  "send to %s failed: %s",
+				                  c->url, nng_strerror(rv));
 			return true;
 		}
 		uint64_t now = rk_clock_mono_ms();
 		if (now >= call->deadline_ms) {
-			result_set(call->res, RK_DEADLINE_EXCEEDED,
-			           "no answer within %u ms", call->timeout_ms);
+			rk_rpc_result_set(call->res, RK_DEADLINE_EXCEEDED,
+			                  "no answer within %u ms",
+			                  call->timeout_ms);
 			return true;
 		}
 		call->phase = PHASE_RECV;
@@ -248,14 +187,14 @@ static bool call_advance(call_t *call)
 		call_decode(call, nng_aio_get_msg(call->aio));
 		nng_aio_set_msg(call->aio, NULL);
 	} else if (rv == NNG_ETIMEDOUT) {
-		result_set(call->res, RK_DEADLINE_EXCEEDED,
-		           "no answer within %u ms", call->timeout_ms);
+		rk_rpc_result_set(call->res, RK_DEADLINE_EXCEEDED,
+		                  "no answer within %u ms", call->timeout_ms);
 	} else if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
-		result_set(call->res, RK_CANCELLED, "client closed");
+		rk_rpc_result_set(call->res, RK_CANCELLED, "client closed");
 	} else {
-		result_set(call->res, RK_UNAVAILABLE,
-		           "connection to %s lost: %s", c->url,
-		           nng_strerror(rv));
+		rk_rpc_result_set(call->res, RK_UNAVAILABLE,
+		                  "connection to %s lost: %s", c->url,
+		                  nng_strerror(rv));
 	}
 	return true;
 }
@@ -271,27 +210,21 @@ static void call_cb(void *arg)
  * threads and DONE gets its result. Without (a synchronous call), it runs
  * on SLOT's callback-less aio and context, and *OUT is the started call,
  * for the caller's thread to drive with nng_aio_wait(): that saves a hop
- * through nng's task threads on every synchronous call. On error nothing was started and WHY (the
- * caller's) holds the reason. */
+ * through nng's task threads on every synchronous call. On error nothing was
+ * started and WHY (the caller's) holds the reason. */
 static rk_status_t call_start(rk_rpc_client_t *c, const rk_rpc_method_t *m,
                               const ProtobufCMessage *request,
                               uint32_t timeout_ms, rk_rpc_done_fn done,
                               void *arg, rk_rpc_result_t *why,
                               sync_slot_t *slot, call_t **out)
 {
-	if (request->descriptor != m->desc->input) {
-		result_set(why, RK_INVALID_ARGUMENT,
-		           "%s takes a %s, not a %s", m->full_name,
-		           m->desc->input->name, request->descriptor->name);
-		return why->code;
-	}
 	if (timeout_ms == 0)
 		timeout_ms = RK_RPC_DEFAULT_CALL_TIMEOUT_MS;
 
 	pthread_mutex_lock(&c->mu);
 	if (atomic_load(&c->closing)) {
 		pthread_mutex_unlock(&c->mu);
-		result_set(why, RK_CANCELLED, "client closed");
+		rk_rpc_result_set(why, RK_CANCELLED, "client closed");
 		return why->code;
 	}
 	c->inflight++;
@@ -299,8 +232,6 @@ static rk_status_t call_start(rk_rpc_client_t *c, const rk_rpc_method_t *m,
 
 	call_t *call = calloc(1, sizeof(*call));
 	rk_rpc_result_t *res = calloc(1, sizeof(*res));
-	uint8_t stackbuf[1024];
-	uint8_t *body = stackbuf;
 	nng_msg *msg = NULL;
 	int rv;
 	if (call == NULL || res == NULL)
@@ -315,46 +246,11 @@ static rk_status_t call_start(rk_rpc_client_t *c, const rk_rpc_method_t *m,
 	call->start_ns = rk_clock_mono_ns();
 	call->deadline_ms = rk_clock_mono_ms() + timeout_ms;
 
-	size_t n = protobuf_c_message_get_packed_size(request);
-	if (n > c->max_frame) {
-		result_set(why, RK_INVALID_ARGUMENT,
-		           "%s request of %zu bytes exceeds max_frame_bytes %zu",
-		           m->full_name, n, c->max_frame);
+	if (rk_rpc_request_pack(c->sealer, c->caller,
+	                        atomic_fetch_add(&c->trace_seq, 1),
+	                        c->max_frame, m, request, timeout_ms, &msg,
+	                        call->nonce, why) != RK_OK)
 		goto fail;
-	}
-	if (n > sizeof(stackbuf) && (body = malloc(n)) == NULL)
-		goto nomem;
-	protobuf_c_message_pack(request, body);
-
-	Ringkv__V1__RequestEnvelope env = RINGKV__V1__REQUEST_ENVELOPE__INIT;
-	env.has_service = true;
-	env.service = (Ringkv__V1__ServiceId)m->service_id;
-	env.has_method = true;
-	env.method = m->method_id;
-	env.has_timeout_ms = true;
-	env.timeout_ms = timeout_ms;
-	env.has_body = true;
-	env.body.len = n;
-	env.body.data = body;
-	env.caller = c->caller;
-	env.has_trace_id = true;
-	env.trace_id = atomic_fetch_add(&c->trace_seq, 1);
-	rk_status_t st = rk_frame_pack(c->sealer, RK_FRAME_REQUEST, NULL,
-	                               &env.base, &msg, call->nonce);
-	if (body != stackbuf)
-		free(body);
-	body = stackbuf;
-	if (st != RK_OK) {
-		result_set(why, st, "cannot build the request frame");
-		goto fail;
-	}
-	if (nng_msg_len(msg) > c->max_frame) {
-		result_set(why, RK_INVALID_ARGUMENT,
-		           "%s request frame of %zu bytes exceeds "
-		           "max_frame_bytes %zu",
-		           m->full_name, nng_msg_len(msg), c->max_frame);
-		goto fail;
-	}
 	call->sealed = c->sealer != NULL;
 	if (slot != NULL) {
 		call->aio = slot->aio;
@@ -363,8 +259,8 @@ static rk_status_t call_start(rk_rpc_client_t *c, const rk_rpc_method_t *m,
 		goto nomem;
 	} else if ((rv = nng_ctx_open(&call->ctx, c->sock)) != 0) {
 		nng_aio_free(call->aio);
-		result_set(why, RK_CANCELLED, "client closed: %s",
-		           nng_strerror(rv));
+		rk_rpc_result_set(why, RK_CANCELLED, "client closed: %s",
+		                  nng_strerror(rv));
 		goto fail;
 	}
 	call->phase = PHASE_SEND;
@@ -376,10 +272,8 @@ static rk_status_t call_start(rk_rpc_client_t *c, const rk_rpc_method_t *m,
 	return RK_OK;
 
 nomem:
-	result_set(why, RK_RESOURCE_EXHAUSTED, "out of memory");
+	rk_rpc_result_set(why, RK_RESOURCE_EXHAUSTED, "out of memory");
 fail:
-	if (body != stackbuf)
-		free(body);
 	if (msg != NULL)
 		nng_msg_free(msg);
 	if (res != NULL)
@@ -390,8 +284,156 @@ fail:
 	return why->code;
 }
 
-rk_status_t rk_rpc_call_async(rk_rpc_client_t *c,
-                              const rk_rpc_method_t *method,
+/* ---------------------------------------------------------- stream */
+
+/* What reads a stream answer into its result. */
+typedef struct answer_ctx {
+	rk_rpc_client_t *c;       /* the client */
+	const rk_rpc_method_t *m; /* the method called */
+	const uint8_t *bind;      /* the request nonce, when sealed */
+	rk_rpc_result_t *res;     /* filled */
+} answer_ctx_t;
+
+static void stream_answer(const uint8_t *data, size_t len, void *arg)
+{
+	answer_ctx_t *a = arg;
+	rk_rpc_response_unpack(a->c->sealer, a->c->max_frame, a->bind, a->m,
+	                       data, len, a->res);
+}
+
+/* Counts a call in flight, unless the client is closing. */
+static bool call_admit(rk_rpc_client_t *c, rk_rpc_result_t *res)
+{
+	pthread_mutex_lock(&c->mu);
+	bool ok = !atomic_load(&c->closing);
+	if (ok)
+		c->inflight++;
+	pthread_mutex_unlock(&c->mu);
+	if (!ok)
+		rk_rpc_result_set(res, RK_CANCELLED, "client closed");
+	return ok;
+}
+
+/* One stream call whose request is packed: sends MSG (taken) and reads
+ * the answer into RES. */
+static void stream_exchange(rk_rpc_client_t *c, const rk_rpc_method_t *m,
+                            nng_msg *msg, const uint8_t *bind,
+                            uint64_t deadline_ms, uint32_t timeout_ms,
+                            rk_rpc_result_t *res)
+{
+	answer_ctx_t a = {.c = c, .m = m, .bind = bind, .res = res};
+	rk_stream_client_call(c->stream, nng_msg_body(msg), nng_msg_len(msg),
+	                      deadline_ms, timeout_ms, stream_answer, &a, res);
+	nng_msg_free(msg);
+}
+
+static rk_status_t stream_call(rk_rpc_client_t *c, const rk_rpc_method_t *m,
+                               const ProtobufCMessage *request,
+                               uint32_t timeout_ms, rk_rpc_result_t *res)
+{
+	if (!call_admit(c, res))
+		return res->code;
+	uint64_t start_ns = rk_clock_mono_ns();
+	uint64_t deadline_ms = rk_clock_mono_ms() + timeout_ms;
+	rk_arena_init(&res->arena, c->max_frame * 4 + (64u << 10));
+	uint8_t nonce[RK_SEAL_NONCE_BYTES];
+	nng_msg *msg = NULL;
+	if (rk_rpc_request_pack(c->sealer, c->caller,
+	                        atomic_fetch_add(&c->trace_seq, 1),
+	                        c->max_frame, m, request, timeout_ms, &msg,
+	                        nonce, res) == RK_OK)
+		stream_exchange(c, m, msg, c->sealer ? nonce : NULL,
+		                deadline_ms, timeout_ms, res);
+	res->latency_ns = rk_clock_mono_ns() - start_ns;
+	call_release(c);
+	return res->code;
+}
+
+/* An asynchronous stream call: packed at once, run on the client's pool. */
+typedef struct stream_task {
+	rk_task_t task;                     /* pool link */
+	rk_rpc_client_t *c;                 /* the client */
+	const rk_rpc_method_t *m;           /* the method called */
+	nng_msg *msg;                       /* the packed request */
+	uint8_t nonce[RK_SEAL_NONCE_BYTES]; /* its nonce */
+	uint64_t start_ns;                  /* for latency */
+	uint64_t deadline_ms;               /* monotonic */
+	uint32_t timeout_ms;                /* as asked */
+	rk_rpc_done_fn done;                /* the caller's callback */
+	void *arg;                          /* its argument */
+	rk_rpc_result_t *res;               /* handed to done */
+} stream_task_t;
+
+static void stream_task_run(rk_task_t *t)
+{
+	stream_task_t *st =
+	    (stream_task_t *)((char *)t - offsetof(stream_task_t, task));
+	rk_rpc_client_t *c = st->c;
+	stream_exchange(c, st->m, st->msg, c->sealer ? st->nonce : NULL,
+	                st->deadline_ms, st->timeout_ms, st->res);
+	st->res->latency_ns = rk_clock_mono_ns() - st->start_ns;
+	st->done(st->res, st->arg);
+	free(st);
+	call_release(c);
+}
+
+static rk_status_t stream_call_async(rk_rpc_client_t *c,
+                                     const rk_rpc_method_t *m,
+                                     const ProtobufCMessage *request,
+                                     uint32_t timeout_ms, rk_rpc_done_fn done,
+                                     void *arg, rk_rpc_result_t *why)
+{
+	pthread_mutex_lock(&c->mu);
+	if (c->async_pool == NULL && !atomic_load(&c->closing) &&
+	    rk_workpool_new(4, &c->async_pool) != RK_OK)
+		c->async_pool = NULL;
+	bool have_pool = c->async_pool != NULL;
+	pthread_mutex_unlock(&c->mu);
+	if (!have_pool) {
+		rk_rpc_result_set(why, RK_RESOURCE_EXHAUSTED,
+		                  "no call threads");
+		return why->code;
+	}
+	if (!call_admit(c, why))
+		return why->code;
+	stream_task_t *st = calloc(1, sizeof(*st));
+	rk_rpc_result_t *res = calloc(1, sizeof(*res));
+	if (st == NULL || res == NULL) {
+		free(st);
+		free(res);
+		call_release(c);
+		rk_rpc_result_set(why, RK_RESOURCE_EXHAUSTED, "out of memory");
+		return why->code;
+	}
+	st->task.fn = stream_task_run;
+	st->c = c;
+	st->m = m;
+	st->done = done;
+	st->arg = arg;
+	st->res = res;
+	st->timeout_ms = timeout_ms;
+	st->start_ns = rk_clock_mono_ns();
+	st->deadline_ms = rk_clock_mono_ms() + timeout_ms;
+	rk_arena_init(&res->arena, c->max_frame * 4 + (64u << 10));
+	if (rk_rpc_request_pack(c->sealer, c->caller,
+	                        atomic_fetch_add(&c->trace_seq, 1),
+	                        c->max_frame, m, request, timeout_ms, &st->msg,
+	                        st->nonce, why) != RK_OK ||
+	    rk_workpool_submit(c->async_pool, &st->task) != RK_OK) {
+		if (why->code == RK_OK)
+			rk_rpc_result_set(why, RK_CANCELLED, "client closed");
+		nng_msg_free(st->msg);
+		rk_rpc_result_free(res);
+		free(st);
+		call_release(c);
+		return why->code;
+	}
+	return RK_OK;
+}
+
+/* ---------------------------------------------------------- public */
+
+rk_status_t rk_rpc_call_async(rk_rpc_client_t *c, const rk_rpc_method_t *method,
                               const ProtobufCMessage *request,
                               uint32_t timeout_ms, rk_rpc_done_fn done,
                               void *arg)
@@ -400,8 +442,15 @@ rk_status_t rk_rpc_call_async(rk_rpc_client_t *c,
 	memset(&why, 0, sizeof(why));
 	if (done == NULL)
 		return RK_INVALID_ARGUMENT;
-	rk_status_t st = call_start(c, method, request, timeout_ms, done, arg,
-	                            &why, NULL, NULL);
+	rk_status_t st;
+	if (c->stream != NULL)
+		st = stream_call_async(
+		    c, method, request,
+		    timeout_ms ? timeout_ms : RK_RPC_DEFAULT_CALL_TIMEOUT_MS,
+		    done, arg, &why);
+	else
+		st = call_start(c, method, request, timeout_ms, done, arg, &why,
+		                NULL, NULL);
 	if (st != RK_OK)
 		rk_debug("rpc call %s not started: %s", method->full_name,
 		         why.message);
@@ -445,11 +494,18 @@ rk_status_t rk_rpc_call(rk_rpc_client_t *c, const rk_rpc_method_t *method,
                         rk_rpc_result_t *res)
 {
 	memset(res, 0, sizeof(*res));
+	if (c->stream != NULL)
+		return stream_call(c, method, request,
+		                   timeout_ms ? timeout_ms
+		                              : RK_RPC_DEFAULT_CALL_TIMEOUT_MS,
+		                   res);
 	sync_slot_t *slot = slot_get(c);
 	if (slot == NULL) {
-		result_set(res, atomic_load(&c->closing) ? RK_CANCELLED
-		                                         : RK_RESOURCE_EXHAUSTED,
-		           "cannot start a call");
+		rk_rpc_result_set(res,
+		                  atomic_load(&c->closing)
+		                      ? RK_CANCELLED
+		                      : RK_RESOURCE_EXHAUSTED,
+		                  "cannot start a call");
 		return res->code;
 	}
 	call_t *call = NULL;
@@ -487,6 +543,8 @@ void rk_rpc_result_free(rk_rpc_result_t *res)
 
 int rk_rpc_client_connected(const rk_rpc_client_t *c)
 {
+	if (c->stream != NULL)
+		return rk_stream_client_connections(c->stream) > 0;
 	return atomic_load(&c->pipes);
 }
 
@@ -519,6 +577,15 @@ rk_status_t rk_rpc_client_new(const rk_rpc_client_opts_t *opts,
 
 	int rv;
 	rk_status_t st = RK_INTERNAL;
+	if (strncmp(c->url, RK_STREAM_SCHEME, RK_STREAM_SCHEME_LEN) == 0) {
+		st = rk_stream_client_new(c->url, c->max_frame, &c->stream);
+		if (st != RK_OK) {
+			rk_warn("rpc client: bad address %s", c->url);
+			goto fail;
+		}
+		*out = c;
+		return RK_OK;
+	}
 	if ((rv = nng_req0_open(&c->sock)) != 0)
 		goto fail;
 	/* At most once: a broken connection fails the call, never resends. */
@@ -536,7 +603,8 @@ rk_status_t rk_rpc_client_new(const rk_rpc_client_opts_t *opts,
 	}
 	nng_dialer_set_size(c->dialer, NNG_OPT_RECVMAXSZ, c->max_frame * 2);
 	nng_dialer_set_ms(c->dialer, NNG_OPT_RECONNMINT,
-	                  opts->reconnect_min_ms ? opts->reconnect_min_ms : 100);
+	                  opts->reconnect_min_ms ? opts->reconnect_min_ms
+	                                         : 100);
 	nng_dialer_set_ms(c->dialer, NNG_OPT_RECONNMAXT,
 	                  opts->reconnect_max_ms ? opts->reconnect_max_ms
 	                                         : 5000);
@@ -564,8 +632,14 @@ void rk_rpc_client_free(rk_rpc_client_t *c)
 	pthread_mutex_lock(&c->mu);
 	atomic_store(&c->closing, true);
 	pthread_mutex_unlock(&c->mu);
-	nng_dialer_close(c->dialer);
-	nng_close(c->sock);
+	if (c->stream != NULL) {
+		/* Blocked calls wake CANCELLED; queued ones run and end so. */
+		rk_stream_client_cancel(c->stream);
+		rk_workpool_free(c->async_pool);
+	} else {
+		nng_dialer_close(c->dialer);
+		nng_close(c->sock);
+	}
 	pthread_mutex_lock(&c->mu);
 	while (c->inflight > 0)
 		pthread_cond_wait(&c->cv, &c->mu);
@@ -577,6 +651,7 @@ void rk_rpc_client_free(rk_rpc_client_t *c)
 		nng_aio_free(slot->aio);
 		free(slot);
 	}
+	rk_stream_client_free(c->stream);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
 	free(c->url);

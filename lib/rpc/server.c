@@ -24,6 +24,8 @@
  * cannot be answered sealed to a peer without the key.
  */
 #include "rpc/server.h"
+#include "rpc/server_internal.h"
+#include "rpc/stream_server.h"
 
 #include <arpa/inet.h>
 #include <nng/nng.h>
@@ -50,62 +52,7 @@
 #define REJECT_LOGS_PER_S 10
 /* Bodies this small are serialized into the arena, larger ones on the
  * heap: the arena's budget is for what the peer sent us. */
-#define ARENA_PACK_MAX    (64u << 10)
-
-typedef struct route {
-	rk_rpc_method_t method;  /* what is routed */
-	rk_rpc_handler_fn fn;    /* the handler */
-	int flags;               /* RK_RPC_INLINE or 0 */
-	void *arg;               /* the handler's argument */
-	/* Request counters per status code, made on first use. */
-	_Atomic(rk_counter_t *) by_code[RK_STATUS_COUNT];
-	rk_histogram_t *latency; /* seconds from frame to reply; may be NULL */
-} route_t;
-
-enum work_state { W_RECV, W_BUSY, W_SEND };
-
-struct rk_rpc_call {
-	rk_rpc_server_t *srv;     /* owner */
-	nng_aio *aio;             /* the one aio of this item */
-	nng_ctx ctx;              /* the rep context it runs on */
-	enum work_state state;    /* see the diagram above */
-	rk_arena_t arena;         /* request, envelope, handler memory */
-	ProtobufCAllocator pb;    /* unpacks into arena */
-	bool sealed;              /* request was sealed: seal the reply */
-	uint8_t nonce[RK_SEAL_NONCE_BYTES]; /* request nonce, bound in reply */
-	const route_t *route;     /* NULL until routed */
-	ProtobufCMessage *request; /* in arena */
-	uint64_t start_ns;        /* when the frame arrived, monotonic */
-	uint64_t deadline_ms;     /* monotonic */
-	const char *caller;       /* in arena, or "" */
-	uint64_t trace_id;        /* from the envelope, 0 if none */
-	atomic_bool replied;      /* set by the first rk_rpc_reply*() */
-	rk_task_t task;           /* pool link for blocking handlers */
-};
-
-struct rk_rpc_server {
-	nng_socket sock;          /* rep0 */
-	nng_listener listener;    /* on `listen` */
-	bool sock_open;           /* sock needs closing */
-	char *listen;             /* as configured */
-	char name[32];            /* for logs */
-	int port;                 /* bound port, after start */
-	rk_sealer_t *sealer;      /* borrowed; NULL: unsealed accepted */
-	size_t max_frame;         /* frames larger are refused */
-	size_t nwork;             /* work items */
-	size_t nworkers;          /* pool threads */
-	uint32_t default_timeout_ms; /* when a request names none */
-	rk_metrics_t *metrics;    /* borrowed, may be NULL */
-	route_t *routes;          /* read-only once started */
-	size_t nroutes;           /* routes in use */
-	rk_workpool_t *pool;      /* runs blocking handlers */
-	rk_rpc_call_t *work;      /* nwork items, after start */
-	atomic_bool closing;      /* set first thing in shutdown */
-	atomic_bool stopped;      /* aios stopped: replies are dropped */
-	bool shut;                /* rk_rpc_server_shutdown() ran */
-	atomic_uint_fast64_t reject_log_second; /* rate limit of log lines */
-	atomic_uint reject_log_count;
-};
+#define ARENA_PACK_MAX (64u << 10)
 
 /* ---------------------------------------------------------- helpers */
 
@@ -114,7 +61,8 @@ static const route_t *route_find(const rk_rpc_server_t *srv, uint32_t svc,
 {
 	for (size_t i = 0; i < srv->nroutes; i++) {
 		const route_t *r = &srv->routes[i];
-		if (r->method.service_id == svc && r->method.method_id == method)
+		if (r->method.service_id == svc &&
+		    r->method.method_id == method)
 			return r;
 	}
 	return NULL;
@@ -143,37 +91,34 @@ static void count_result(rk_rpc_call_t *w, rk_status_t code)
 		char labels[160];
 		snprintf(labels, sizeof(labels), "method=\"%s\",code=\"%s\"",
 		         r->method.full_name, rk_status_name(code));
-		c = rk_metrics_counter(srv->metrics,
-		                       "ringkv_rpc_server_requests_total",
-		                       "Requests answered, by method and status.",
-		                       labels);
+		c = rk_metrics_counter(
+		    srv->metrics, "ringkv_rpc_server_requests_total",
+		    "Requests answered, by method and status.", labels);
 		atomic_store(&r->by_code[code], c);
 	}
 	if (c != NULL)
 		rk_counter_add(c, 1);
 	if (r->latency != NULL)
-		rk_histogram_observe(r->latency,
-		                     (double)(rk_clock_mono_ns() - w->start_ns) /
-		                         1e9);
+		rk_histogram_observe(
+		    r->latency,
+		    (double)(rk_clock_mono_ns() - w->start_ns) / 1e9);
 }
 
 /* Logs a refused request, at most REJECT_LOGS_PER_S lines a second so a
  * flood of bad frames cannot flood the log too. */
-static void log_reject(rk_rpc_server_t *srv, rk_status_t code,
-                       const char *msg)
+static void log_reject(rk_rpc_server_t *srv, rk_status_t code, const char *msg)
 {
 	uint64_t now_s = rk_clock_mono_ms() / 1000;
 	uint64_t cur = atomic_load(&srv->reject_log_second);
-	if (cur != now_s &&
-	    atomic_compare_exchange_strong(&srv->reject_log_second, &cur, now_s))
+	if (cur != now_s && atomic_compare_exchange_strong(
+	                        &srv->reject_log_second, &cur, now_s))
 		atomic_store(&srv->reject_log_count, 0);
 	if (atomic_fetch_add(&srv->reject_log_count, 1) < REJECT_LOGS_PER_S)
 		rk_warn("rpc %s: refused request: %s: %s", srv->name,
 		        rk_status_name(code), msg);
 }
 
-/* Goes back to waiting for the next request. */
-static void work_rearm(rk_rpc_call_t *w)
+void rk_rpc_call_reset(rk_rpc_call_t *w)
 {
 	rk_arena_reset(&w->arena);
 	w->route = NULL;
@@ -183,6 +128,17 @@ static void work_rearm(rk_rpc_call_t *w)
 	w->trace_id = 0;
 	atomic_store(&w->replied, false);
 	w->state = W_RECV;
+}
+
+/* Goes back to waiting for the next request; a stream call goes back to
+ * its server's idle list instead. */
+static void work_rearm(rk_rpc_call_t *w)
+{
+	if (w->conn != NULL) {
+		rk_stream_reply(w, NULL);
+		return;
+	}
+	rk_rpc_call_reset(w);
 	if (atomic_load(&w->srv->closing))
 		return;
 	nng_aio_set_timeout(w->aio, NNG_DURATION_INFINITE);
@@ -201,6 +157,8 @@ static void work_send(rk_rpc_call_t *w, Ringkv__V1__ResponseEnvelope *env)
 	if (atomic_load(&srv->stopped)) {
 		/* A call the service held past shutdown: nobody listens. */
 		count_result(w, code);
+		if (w->conn != NULL)
+			rk_stream_reply(w, NULL);
 		return;
 	}
 	rk_status_t st = rk_frame_pack(sealer, RK_FRAME_RESPONSE, bind,
@@ -222,8 +180,8 @@ static void work_send(rk_rpc_call_t *w, Ringkv__V1__ResponseEnvelope *env)
 		Ringkv__V1__ResponseEnvelope small =
 		    RINGKV__V1__RESPONSE_ENVELOPE__INIT;
 		small.status = &status;
-		st = rk_frame_pack(sealer, RK_FRAME_RESPONSE, bind,
-		                   &small.base, &msg, NULL);
+		st = rk_frame_pack(sealer, RK_FRAME_RESPONSE, bind, &small.base,
+		                   &msg, NULL);
 	}
 	count_result(w, code);
 	if (st != RK_OK) {
@@ -231,6 +189,10 @@ static void work_send(rk_rpc_call_t *w, Ringkv__V1__ResponseEnvelope *env)
 		rk_error("rpc %s: cannot build a reply: %s", srv->name,
 		         rk_status_name(st));
 		work_rearm(w);
+		return;
+	}
+	if (w->conn != NULL) {
+		rk_stream_reply(w, msg);
 		return;
 	}
 	w->state = W_SEND;
@@ -286,18 +248,21 @@ static void work_task(rk_task_t *t)
 	w->route->fn(w, w->request, w->route->arg);
 }
 
-/* Checks and unpacks the frame in MSG and hands it to its handler, or
- * answers it with an error. Takes ownership of MSG. */
-static void work_request(rk_rpc_call_t *w, nng_msg *msg)
+void rk_rpc_call_refuse(rk_rpc_call_t *w, rk_status_t code, const char *text)
+{
+	w->start_ns = rk_clock_mono_ns();
+	work_reject(w, code, "%s", text);
+}
+
+void rk_rpc_call_dispatch(rk_rpc_call_t *w, const uint8_t *data, size_t len)
 {
 	rk_rpc_server_t *srv = w->srv;
 	w->start_ns = rk_clock_mono_ns();
 	rk_rpc_request_t rq;
 	char why[160];
-	rk_status_t st = rk_rpc_request_decode(
-	    srv->sealer, srv->max_frame, nng_msg_body(msg), nng_msg_len(msg),
-	    &w->arena, &w->pb, &rq, why, sizeof(why));
-	nng_msg_free(msg);
+	rk_status_t st =
+	    rk_rpc_request_decode(srv->sealer, srv->max_frame, data, len,
+	                          &w->arena, &w->pb, &rq, why, sizeof(why));
 	/* Sealed or not decides how even a refusal is answered. */
 	w->sealed = st == RK_OK && rq.frame.sealed;
 	if (w->sealed)
@@ -322,8 +287,8 @@ static void work_request(rk_rpc_call_t *w, nng_msg *msg)
 	w->caller = env->caller != NULL ? env->caller : "";
 	w->trace_id = env->has_trace_id ? env->trace_id : 0;
 
-	ProtobufCBinaryData body = env->has_body ? env->body
-	                                         : (ProtobufCBinaryData){0, NULL};
+	ProtobufCBinaryData body =
+	    env->has_body ? env->body : (ProtobufCBinaryData){0, NULL};
 	ProtobufCMessage *req = protobuf_c_message_unpack(
 	    r->method.desc->input, &w->pb, body.len, body.data);
 	if (req == NULL) {
@@ -358,8 +323,17 @@ static void work_cb(void *arg)
 			work_rearm(w);
 			return;
 		}
-		work_request(w, nng_aio_get_msg(w->aio));
-		return;
+		{
+			/* The decoder copies what it keeps: the message can go
+			 * as soon as it returns, before a slow handler
+			 * finishes. */
+			nng_msg *msg = nng_aio_get_msg(w->aio);
+			nng_aio_set_msg(w->aio, NULL);
+			rk_rpc_call_dispatch(w, nng_msg_body(msg),
+			                     nng_msg_len(msg));
+			nng_msg_free(msg);
+			return;
+		}
 	case W_SEND:
 		if (rv != 0) {
 			/* The socket owns a message only once sent. */
@@ -373,7 +347,8 @@ static void work_cb(void *arg)
 		return;
 	case W_BUSY:
 		/* No operation is armed while busy. */
-		rk_error("rpc %s: completion on a busy work item", w->srv->name);
+		rk_error("rpc %s: completion on a busy work item",
+		         w->srv->name);
 		return;
 	}
 }
@@ -391,7 +366,8 @@ void rk_rpc_reply(rk_rpc_call_t *call, const ProtobufCMessage *response)
 		rk_error("rpc %s: %s replied with a %s", call->srv->name,
 		         call->route->method.full_name,
 		         response->descriptor->name);
-		work_send_status(call, RK_INTERNAL, 0, "reply of the wrong type");
+		work_send_status(call, RK_INTERNAL, 0,
+		                 "reply of the wrong type");
 		return;
 	}
 	size_t n = protobuf_c_message_get_packed_size(response);
@@ -462,6 +438,22 @@ uint64_t rk_rpc_call_trace_id(const rk_rpc_call_t *call)
 
 /* ---------------------------------------------------------- lifecycle */
 
+void rk_rpc_call_init(rk_rpc_server_t *srv, rk_rpc_call_t *w)
+{
+	w->srv = srv;
+	w->caller = "";
+	w->task.fn = work_task;
+	/* Decoding may take a few times the frame size (pointers, arrays);
+	 * never more than this. */
+	rk_arena_init(&w->arena, srv->max_frame * 4 + (64u << 10));
+	rk_pballoc_init(&w->pb, &w->arena);
+}
+
+void rk_rpc_call_fini(rk_rpc_call_t *w)
+{
+	rk_arena_fini(&w->arena);
+}
+
 rk_status_t rk_rpc_server_new(const rk_rpc_server_opts_t *opts,
                               rk_rpc_server_t **out)
 {
@@ -480,13 +472,20 @@ rk_status_t rk_rpc_server_new(const rk_rpc_server_opts_t *opts,
 	srv->sealer = opts->sealer;
 	srv->max_frame = opts->max_frame_bytes ? opts->max_frame_bytes
 	                                       : RK_RPC_DEFAULT_MAX_FRAME;
-	srv->nwork = opts->work_items ? opts->work_items
-	                              : RK_RPC_DEFAULT_WORK_ITEMS;
+	srv->nwork =
+	    opts->work_items ? opts->work_items : RK_RPC_DEFAULT_WORK_ITEMS;
 	srv->nworkers = opts->workers ? opts->workers : RK_RPC_DEFAULT_WORKERS;
 	srv->default_timeout_ms = opts->default_timeout_ms
 	                              ? opts->default_timeout_ms
 	                              : RK_RPC_DEFAULT_TIMEOUT_MS;
 	srv->metrics = opts->metrics;
+	if (opts->stream_listen != NULL &&
+	    (srv->stream_listen = strdup(opts->stream_listen)) == NULL) {
+		free(srv->listen);
+		free(srv);
+		return RK_RESOURCE_EXHAUSTED;
+	}
+	srv->stream_threads = opts->stream_threads;
 	*out = srv;
 	return RK_OK;
 }
@@ -571,20 +570,20 @@ rk_status_t rk_rpc_server_start(rk_rpc_server_t *srv, char **err)
 	srv->work = calloc(srv->nwork, sizeof(*srv->work));
 	if (srv->work == NULL)
 		return fail(err, RK_RESOURCE_EXHAUSTED, "out of memory");
-	/* Decoding may take a few times the frame size (pointers, arrays);
-	 * never more than this. */
-	size_t budget = srv->max_frame * 4 + (64u << 10);
 	for (size_t i = 0; i < srv->nwork; i++) {
 		rk_rpc_call_t *w = &srv->work[i];
-		w->srv = srv;
-		w->caller = "";
-		w->task.fn = work_task;
-		rk_arena_init(&w->arena, budget);
-		rk_pballoc_init(&w->pb, &w->arena);
+		rk_rpc_call_init(srv, w);
 		if ((rv = nng_aio_alloc(&w->aio, work_cb, w)) != 0 ||
 		    (rv = nng_ctx_open(&w->ctx, srv->sock)) != 0)
-			return fail(err, RK_RESOURCE_EXHAUSTED,
-			            "work item: %s", nng_strerror(rv));
+			return fail(err, RK_RESOURCE_EXHAUSTED, "work item: %s",
+			            nng_strerror(rv));
+	}
+	if (srv->stream_listen != NULL) {
+		st = rk_stream_server_start(srv, srv->stream_listen,
+		                            srv->stream_threads, &srv->stream,
+		                            err);
+		if (st != RK_OK)
+			return st;
 	}
 	for (size_t i = 0; i < srv->nwork; i++)
 		work_rearm(&srv->work[i]);
@@ -600,6 +599,11 @@ int rk_rpc_server_port(const rk_rpc_server_t *srv)
 	return srv->port;
 }
 
+int rk_rpc_server_stream_port(const rk_rpc_server_t *srv)
+{
+	return srv->stream != NULL ? rk_stream_server_port(srv->stream) : 0;
+}
+
 void rk_rpc_server_shutdown(rk_rpc_server_t *srv)
 {
 	if (srv == NULL || srv->shut)
@@ -612,6 +616,10 @@ void rk_rpc_server_shutdown(rk_rpc_server_t *srv)
 	 * them). After this no handler starts or runs on our threads. */
 	if (srv->sock_open)
 		nng_close(srv->sock);
+	/* The stream loops stop too: after this no inline handler runs and
+	 * every stream connection is closed, so queued handlers' answers go
+	 * nowhere. */
+	rk_stream_server_stop(srv->stream);
 	rk_workpool_free(srv->pool);
 	srv->pool = NULL;
 	atomic_store(&srv->stopped, true);
@@ -631,10 +639,12 @@ void rk_rpc_server_free(rk_rpc_server_t *srv)
 			rk_rpc_call_t *w = &srv->work[i];
 			if (w->aio != NULL)
 				nng_aio_free(w->aio);
-			rk_arena_fini(&w->arena);
+			rk_rpc_call_fini(w);
 		}
 		free(srv->work);
 	}
+	rk_stream_server_free(srv->stream);
+	free(srv->stream_listen);
 	free(srv->routes);
 	free(srv->listen);
 	free(srv);

@@ -1,5 +1,7 @@
 /*
- * The RPC server: gRPC-style request/response over an nng rep0 socket.
+ * The RPC server: gRPC-style request/response over an nng rep0 socket,
+ * and optionally also over the stream transport (stream_server.h), which
+ * serves the same routes with the same frames on plain TCP.
  *
  * A fixed set of work items (nng_ctx + nng_aio + state), as in nng's async
  * demo, keeps up to `work_items` requests in flight. Each request is
@@ -59,6 +61,11 @@ typedef struct rk_rpc_server_opts {
 	uint32_t default_timeout_ms; /* when a request names none; 0: default */
 	rk_metrics_t *metrics;       /* borrowed, may be NULL */
 	const char *name;            /* for logs: "storage", ... */
+	/* A second listener on the stream transport (stream_server.h):
+	 * "stream://HOST:PORT", or NULL for none. Same methods, same frames
+	 * and sealing, without nng in the way. */
+	const char *stream_listen;
+	size_t stream_threads;       /* its event loops; 0: one per CPU */
 } rk_rpc_server_opts_t;
 
 /* Makes a server; nothing listens until rk_rpc_server_start(). OPTS and the
@@ -80,6 +87,9 @@ rk_status_t rk_rpc_server_start(rk_rpc_server_t *srv, char **err);
 
 /* The TCP port bound (after start). */
 int rk_rpc_server_port(const rk_rpc_server_t *srv);
+
+/* The stream transport's TCP port (after start), or 0 without one. */
+int rk_rpc_server_stream_port(const rk_rpc_server_t *srv);
 
 /* Stops serving: stops listening, runs the handlers already queued (their
  * replies are dropped) and waits for handlers running on nng's threads.

@@ -42,6 +42,8 @@ struct rk_service {
 	char datacenter[64];           /* node.datacenter */
 	char rack[64];                 /* node.rack */
 	char rpc_listen[256];          /* rpc.listen */
+	char stream_listen[256];       /* rpc.stream_listen; "" for none */
+	uint64_t stream_threads;       /* rpc.stream_threads; 0: per CPU */
 	uint64_t max_frame;            /* rpc.max_frame_bytes */
 	uint64_t work_items;           /* rpc.work_items */
 	uint64_t workers;              /* rpc.workers */
@@ -141,6 +143,15 @@ static void read_common(rk_service_t *svc, rk_config_t *cfg)
 		rk_config_error(cfg, "rpc.listen",
 		                "expected tcp://HOST:PORT, got \"%s\"",
 		                svc->rpc_listen);
+	snprintf(svc->stream_listen, sizeof(svc->stream_listen), "%s",
+	         rk_config_string(cfg, "rpc.stream_listen", ""));
+	if (svc->stream_listen[0] != '\0' &&
+	    strncmp(svc->stream_listen, "stream://", 9) != 0)
+		rk_config_error(cfg, "rpc.stream_listen",
+		                "expected stream://HOST:PORT, got \"%s\"",
+		                svc->stream_listen);
+	svc->stream_threads = (uint64_t)rk_config_int(
+	    cfg, "rpc.stream_threads", 0, 0, 16);
 	svc->max_frame = rk_config_size(cfg, "rpc.max_frame_bytes",
 	                                RK_RPC_DEFAULT_MAX_FRAME, 4096,
 	                                256u << 20);
@@ -203,10 +214,13 @@ static int load_config(rk_service_t *svc, rk_config_t **out)
 	return 0;
 }
 
-/* The URL at which this process reaches its own RPC port. */
-static void self_url(const rk_service_t *svc, char *out, size_t len)
+/* The URL at which this process reaches its own port PORT bound for
+ * LISTEN ("tcp://..." or "stream://..."). */
+static void self_url(const char *listen, int port, char *out, size_t len)
 {
-	const char *hostport = svc->rpc_listen + 6; /* after tcp:// */
+	const char *sep = strstr(listen, "://");
+	size_t slen = sep != NULL ? (size_t)(sep - listen) + 3 : 0;
+	const char *hostport = listen + slen;
 	const char *colon = strrchr(hostport, ':');
 	size_t hlen = colon ? (size_t)(colon - hostport) : strlen(hostport);
 	char host[200];
@@ -216,7 +230,38 @@ static void self_url(const rk_service_t *svc, char *out, size_t len)
 		snprintf(host, sizeof(host), "127.0.0.1");
 	else if (strcmp(host, "[::]") == 0)
 		snprintf(host, sizeof(host), "[::1]");
-	snprintf(out, len, "tcp://%s:%d", host, rk_rpc_server_port(svc->rpc));
+	snprintf(out, len, "%.*s%s:%d", (int)slen, listen, host, port);
+}
+
+int rk_service_stream_url(const rk_service_t *svc, char *out, size_t len)
+{
+	if (svc->stream_listen[0] == '\0' || svc->rpc == NULL ||
+	    rk_rpc_server_stream_port(svc->rpc) == 0)
+		return 0;
+	self_url(svc->stream_listen, rk_rpc_server_stream_port(svc->rpc), out,
+	         len);
+	return 1;
+}
+
+/* Answers our own Health check through the stream transport too, when it
+ * is on: READY=1 promises both ports. */
+static rk_status_t probe_stream(rk_service_t *svc, char *detail, size_t len)
+{
+	char url[256];
+	if (!rk_service_stream_url(svc, url, sizeof(url)))
+		return RK_OK;
+	rk_rpc_client_opts_t co = {.url = url,
+	                           .sealer = svc->sealer,
+	                           .max_frame_bytes = svc->max_frame,
+	                           .caller = "self-check"};
+	rk_rpc_client_t *c = NULL;
+	rk_status_t st = rk_rpc_client_new(&co, &c);
+	if (st == RK_OK)
+		st = rk_health_probe(c, READY_TIMEOUT_MS, detail, len);
+	else
+		snprintf(detail, len, "bad stream address %.200s", url);
+	rk_rpc_client_free(c);
+	return st;
 }
 
 static int admin_health(void *arg, char *detail, size_t len)
@@ -278,6 +323,9 @@ static int service_start(rk_service_t *svc)
 	    .default_timeout_ms = (uint32_t)svc->default_timeout_ms,
 	    .metrics = svc->metrics,
 	    .name = svc->spec->name,
+	    .stream_listen =
+	        svc->stream_listen[0] != '\0' ? svc->stream_listen : NULL,
+	    .stream_threads = svc->stream_threads,
 	};
 	if (rk_rpc_server_new(&ro, &svc->rpc) != RK_OK)
 		return 1;
@@ -312,7 +360,8 @@ static int service_start(rk_service_t *svc)
 	}
 
 	char url[256];
-	self_url(svc, url, sizeof(url));
+	self_url(svc->rpc_listen, rk_rpc_server_port(svc->rpc), url,
+	         sizeof(url));
 	rk_rpc_client_opts_t co = {
 	    .url = url,
 	    .sealer = svc->sealer,
@@ -332,12 +381,33 @@ static int service_start(rk_service_t *svc)
 		         detail);
 		return 1;
 	}
+	st = probe_stream(svc, detail, sizeof(detail));
+	if (st != RK_OK) {
+		rk_error("does not answer its own Health check on the stream "
+		         "transport: %s",
+		         detail);
+		return 1;
+	}
 	rk_info("ready: %s node %s, rpc %s (port %d), admin %s (port %d)",
 	        svc->spec->name, svc->node_id, svc->rpc_listen,
 	        rk_rpc_server_port(svc->rpc), svc->admin_listen,
 	        rk_admin_port(svc->admin));
-	sd_notifyf(0, "READY=1\nSTATUS=serving rpc on port %d, admin on port %d",
-	           rk_rpc_server_port(svc->rpc), rk_admin_port(svc->admin));
+	if (rk_rpc_server_stream_port(svc->rpc) != 0)
+		rk_info("stream transport %s (port %d)", svc->stream_listen,
+		        rk_rpc_server_stream_port(svc->rpc));
+	if (rk_rpc_server_stream_port(svc->rpc) != 0)
+		sd_notifyf(0,
+		           "READY=1\nSTATUS=serving rpc on port %d, admin on "
+		           "port %d, stream on port %d",
+		           rk_rpc_server_port(svc->rpc),
+		           rk_admin_port(svc->admin),
+		           rk_rpc_server_stream_port(svc->rpc));
+	else
+		sd_notifyf(0,
+		           "READY=1\nSTATUS=serving rpc on port %d, admin on "
+		           "port %d",
+		           rk_rpc_server_port(svc->rpc),
+		           rk_admin_port(svc->admin));
 	return 0;
 }
 

@@ -74,6 +74,10 @@ rk_rpc_server_t *rk_service_rpc(rk_service_t *svc);
 rk_metrics_t *rk_service_metrics(rk_service_t *svc);
 rk_sealer_t *rk_service_sealer(rk_service_t *svc); /* NULL if unsealed */
 const char *rk_service_node_id(const rk_service_t *svc);
+/* The stream:// URL at which peers on this host reach our stream
+ * transport (rpc.stream_listen, with its bound port) into OUT; 0 when the
+ * transport is off or not started yet. */
+int rk_service_stream_url(const rk_service_t *svc, char *out, size_t len);
 /* The service's own state, set by its hooks. */
 void rk_service_set_data(rk_service_t *svc, void *data);
 void *rk_service_data(const rk_service_t *svc);

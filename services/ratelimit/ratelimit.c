@@ -149,13 +149,18 @@ static rk_status_t configure(rk_service_t *svc, rk_config_t *cfg)
 	return RK_OK;
 }
 
-/* Our RPC endpoint for the ring: the advertised URL, else rpc.listen's
- * host with the bound port (false until the listener is bound). */
+/* Our RPC endpoint for the ring: the advertised URL, else the stream
+ * transport's, else rpc.listen's host with the bound port (false until
+ * the listener is bound). */
 static bool self_url(void *arg, char *buf, size_t len)
 {
 	const settings_t *s = &g.running;
 	if (s->advertise[0] != '\0')
 		return (size_t)snprintf(buf, len, "%s", s->advertise) < len;
+	/* Forwards take the stream transport when it is on: a forwarded
+	 * check then costs one plain TCP round trip, not nng's. */
+	if (rk_service_stream_url(arg, buf, len))
+		return true;
 	int port = rk_rpc_server_port(rk_service_rpc(arg));
 	if (port <= 0)
 		return false;

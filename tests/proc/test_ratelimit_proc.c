@@ -37,6 +37,7 @@ typedef struct fixture {
 	char rules[PATH_MAX];     /* its rules file */
 	char config[PATH_MAX];    /* its config */
 	char url[64];             /* tcp://127.0.0.1:PORT */
+	char stream_url[64];      /* stream://127.0.0.1:PORT */
 	bool passed;              /* set last by each case */
 } fixture_t;
 
@@ -81,6 +82,7 @@ static int setup(void **state)
 	    rk_proc_sample_config("ratelimit", sample, sizeof(sample)), 0);
 	rk_cfg_edit_t edits[] = {
 	    {"rpc.listen", "tcp://127.0.0.1:0", NULL},
+	    {"rpc.stream_listen", "stream://127.0.0.1:0", NULL},
 	    {"admin.listen", "127.0.0.1:0", NULL},
 	    {"security.cluster_key_file", NULL, NULL},
 	    {"security.allow_unsealed", "true", NULL},
@@ -132,6 +134,10 @@ static void start(fixture_t *f)
 		fail_msg("ringkv-ratelimit did not become ready");
 	assert_int_equal(rk_notify_ports(msg, &f->rpc_port, &f->admin_port), 0);
 	snprintf(f->url, sizeof(f->url), "tcp://127.0.0.1:%d", f->rpc_port);
+	const char *sp = strstr(msg, ", stream on port ");
+	assert_non_null(sp);
+	snprintf(f->stream_url, sizeof(f->stream_url), "stream://127.0.0.1:%d",
+	         atoi(sp + strlen(", stream on port ")));
 }
 
 /* SIGHUP, then READY=1 again: the reload has been applied or rejected. */
@@ -143,13 +149,18 @@ static void reload(fixture_t *f)
 	                 1);
 }
 
-static ringkv_conn_t *conn_to(fixture_t *f)
+static ringkv_conn_t *conn_at(const char *url)
 {
 	ringkv_conn_opts_t co = {
-	    .url = f->url, .caller = "test", .timeout_ms = 5000};
+	    .url = url, .caller = "test", .timeout_ms = 5000};
 	ringkv_conn_t *c = NULL;
 	assert_int_equal(ringkv_connect(&co, &c, NULL), RK_OK);
 	return c;
+}
+
+static ringkv_conn_t *conn_to(fixture_t *f)
+{
+	return conn_at(f->url);
 }
 
 static rk_status_t check1(ringkv_conn_t *c, const char *domain, const char *key,
@@ -414,6 +425,7 @@ test_ratelimit_without_rules_file_starts_and_knows_no_domain(void **state)
 	    rk_proc_sample_config("ratelimit", sample, sizeof(sample)), 0);
 	rk_cfg_edit_t edits[] = {
 	    {"rpc.listen", "tcp://127.0.0.1:0", NULL},
+	    {"rpc.stream_listen", "stream://127.0.0.1:0", NULL},
 	    {"admin.listen", "127.0.0.1:0", NULL},
 	    {"security.cluster_key_file", NULL, NULL},
 	    {"security.allow_unsealed", "true", NULL},
@@ -508,6 +520,51 @@ static void test_ratelimit_bad_rules_stop_startup_naming_the_line(void **state)
 	f->passed = true;
 }
 
+/* The stream transport serves the same checks on the same counts as the
+ * nng port, and the command speaks it too. */
+static void test_ratelimit_stream_transport_shares_counts_with_nng(
+    void **state)
+{
+	fixture_t *f = *state;
+	assert_int_equal(rk_proc_write_file(f->rules, rules_v1), 0);
+	start(f);
+	ringkv_conn_t *tcp = conn_to(f);
+	ringkv_conn_t *str = conn_at(f->stream_url);
+	ringkv_rl_result_t r;
+	/* per_second allows 3: two over stream, one over nng, then no */
+	for (int i = 0; i < 3; i++) {
+		ringkv_conn_t *c = i == 1 ? tcp : str;
+		assert_int_equal(check1(c, "ringkv", "client_id", "s", 1, &r),
+		                 RK_OK);
+		assert_true(r.allowed);
+		assert_int_equal(r.limits[r.deciding_index].remaining, 2 - i);
+		ringkv_rl_result_clear(&r);
+	}
+	assert_int_equal(check1(str, "ringkv", "client_id", "s", 1, &r), RK_OK);
+	assert_false(r.allowed);
+	ringkv_rl_result_clear(&r);
+	assert_int_equal(check1(tcp, "ringkv", "client_id", "s", 0, &r), RK_OK);
+	assert_int_equal(r.limits[0].remaining, 0);
+	ringkv_rl_result_clear(&r);
+	/* an unknown domain is NOT_FOUND on this transport too */
+	assert_int_equal(check1(str, "nowhere", "client_id", "s", 1, &r),
+	                 RK_NOT_FOUND);
+
+	char bin[PATH_MAX], out[PATH_MAX];
+	assert_int_equal(rk_proc_bin_path("ringkv", bin, sizeof(bin)), 0);
+	snprintf(out, sizeof(out), "%s/cli.out", f->dir);
+	const char *argv[] = {bin,      "ratelimit",     "check", f->stream_url,
+	                      "ringkv", "client_id=cli", NULL};
+	rk_proc_opts_t o = {.argv = argv, .stdout_path = out};
+	assert_int_equal(rk_proc_run(&o, 10000), 0);
+	char *text = rk_proc_read_file(out, NULL);
+	assert_non_null(strstr(text, "allowed (rules version 1"));
+	free(text);
+	ringkv_close(tcp);
+	ringkv_close(str);
+	f->passed = true;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -529,6 +586,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_ratelimit_without_rules_file_starts_and_knows_no_domain,
 	        setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_ratelimit_stream_transport_shares_counts_with_nng, setup,
+	        teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -207,6 +207,9 @@ static void write_config(struct fixture *f, const char *service,
 		assert_true(n < 16);
 		edits[n++] = (rk_cfg_edit_t){"ratelimit.rules_file", rules,
 		                             NULL};
+		assert_true(n < 16);
+		edits[n++] = (rk_cfg_edit_t){"rpc.stream_listen",
+		                             "stream://127.0.0.1:0", NULL};
 	}
 	assert_int_equal(rk_cfg_write(f->config, sample, edits, n), 0);
 }
