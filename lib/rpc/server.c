@@ -245,7 +245,7 @@ static void work_task(rk_task_t *t)
 		                   "deadline passed while queued");
 		return;
 	}
-	w->route->fn(w, w->request, w->route->arg);
+	w->run_fn(w, w->request, w->run_arg);
 }
 
 void rk_rpc_call_refuse(rk_rpc_call_t *w, rk_status_t code, const char *text)
@@ -300,6 +300,8 @@ void rk_rpc_call_dispatch(rk_rpc_call_t *w, const uint8_t *data, size_t len)
 	w->route = r;
 	w->request = req;
 	w->state = W_BUSY;
+	w->run_fn = r->fn;
+	w->run_arg = r->arg;
 	/* From here on W belongs to the handler: do not touch it. */
 	if (r->flags & RK_RPC_INLINE) {
 		r->fn(w, req, r->arg);
@@ -414,6 +416,16 @@ void rk_rpc_reply_error(rk_rpc_call_t *call, rk_status_t code,
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	work_send_status(call, code, retry_after_ms, text);
+}
+
+rk_status_t rk_rpc_call_defer(rk_rpc_call_t *call, rk_rpc_handler_fn fn,
+                              void *arg)
+{
+	call->run_fn = fn;
+	call->run_arg = arg;
+	if (atomic_load(&call->srv->closing) || call->srv->pool == NULL)
+		return RK_UNAVAILABLE;
+	return rk_workpool_submit(call->srv->pool, &call->task);
 }
 
 void *rk_rpc_call_alloc(rk_rpc_call_t *call, size_t n)

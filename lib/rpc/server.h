@@ -114,6 +114,14 @@ void rk_rpc_reply_error(rk_rpc_call_t *call, rk_status_t code,
                         uint32_t retry_after_ms, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* From an RK_RPC_INLINE handler that finds it must block after all (a
+ * call to another server, say): hands CALL to the worker pool, where
+ * FN(call, request, ARG) runs and answers it. The inline handler then
+ * returns without answering. RK_UNAVAILABLE when the server is stopping:
+ * the caller still owns the call and must answer it. */
+rk_status_t rk_rpc_call_defer(rk_rpc_call_t *call, rk_rpc_handler_fn fn,
+                              void *arg);
+
 /* Memory that lives until the reply has been sent (e.g. parts of the
  * response). NULL when the request's memory budget is spent. */
 void *rk_rpc_call_alloc(rk_rpc_call_t *call, size_t n);

@@ -51,6 +51,9 @@ struct rk_rpc_call {
 	uint64_t trace_id;    /* from the envelope, 0 if none */
 	atomic_bool replied;  /* set by the first rk_rpc_reply*() */
 	rk_task_t task;       /* pool link for blocking handlers */
+	rk_rpc_handler_fn run_fn; /* what the pool runs: the route's
+	                             handler, or what rk_rpc_call_defer set */
+	void *run_arg;            /* its argument */
 	/* Stream transport only (NULL conn: the call is an nng work item). */
 	rk_stream_conn_t *conn;   /* the connection to answer on */
 	uint32_t stream_id;       /* the request id to echo */

@@ -102,6 +102,33 @@ static void wrong_type_handler(rk_rpc_call_t *call,
 	rk_rpc_reply(call, &resp.base); /* Check must answer a HealthCheck */
 }
 
+/* Inline first, then deferred to the pool, where it may block: the
+ * deferred part records its thread and answers. */
+static pthread_t inline_thread, deferred_thread;
+
+static void deferred_part(rk_rpc_call_t *call, const ProtobufCMessage *msg,
+                          void *arg)
+{
+	(void)msg;
+	deferred_thread = pthread_self();
+	struct timespec ts = {0, 20 * 1000000L}; /* blocking is allowed */
+	nanosleep(&ts, NULL);
+	Ringkv__V1__HealthCheckResponse resp =
+	    RINGKV__V1__HEALTH_CHECK_RESPONSE__INIT;
+	resp.node_id = arg;
+	rk_rpc_reply(call, &resp.base);
+}
+
+static void deferring_handler(rk_rpc_call_t *call,
+                              const ProtobufCMessage *msg, void *arg)
+{
+	(void)msg;
+	(void)arg;
+	inline_thread = pthread_self();
+	if (rk_rpc_call_defer(call, deferred_part, "deferred") != RK_OK)
+		rk_rpc_reply_error(call, RK_UNAVAILABLE, 0, "stopping");
+}
+
 /* ---------------------------------------------------------- set-up */
 
 static void start_server(fixture_t *f, bool sealed,
@@ -415,6 +442,27 @@ static void test_rpc_holds_100_calls_in_flight(void **state)
 	assert_int_equal(a.ok, N);
 }
 
+static void test_rpc_inline_handler_defers_to_the_pool(void **state)
+{
+	fixture_t *f = *state;
+	start_server(f, true, deferring_handler, RK_RPC_INLINE);
+	start_client(f, f->key);
+	for (int i = 0; i < 3; i++) {
+		Ringkv__V1__HealthCheckRequest req =
+		    RINGKV__V1__HEALTH_CHECK_REQUEST__INIT;
+		rk_rpc_result_t res;
+		assert_int_equal(rk_rpc_call(f->client,
+		                             rk_health_check_method(),
+		                             &req.base, 2000, &res),
+		                 RK_OK);
+		const Ringkv__V1__HealthCheckResponse *r =
+		    (const void *)res.response;
+		assert_string_equal(r->node_id, "deferred");
+		assert_false(pthread_equal(inline_thread, deferred_thread));
+		rk_rpc_result_clear(&res);
+	}
+}
+
 static void test_rpc_deadline_exceeded(void **state)
 {
 	fixture_t *f = *state;
@@ -713,6 +761,8 @@ int main(void)
 	        test_rpc_reply_of_wrong_type_is_internal, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rpc_holds_100_calls_in_flight,
 	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_rpc_inline_handler_defers_to_the_pool, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rpc_deadline_exceeded, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(
