@@ -32,6 +32,9 @@ rk_status_t rk_rl_apply(rk_rl_state_t *s, const rk_rl_params_t *p,
 size_t rk_rl_state_heap_bytes(const rk_rl_state_t *s,
                               rk_rl_algorithm_t algorithm)
 {
+	if (algorithm == RK_RL_SLIDING_WINDOW &&
+	    s->swk.tag == RK_RL_SUBWIN_TAG && s->swk.p != NULL)
+		return RK_RL_SUBWIN_BYTES(s->swk.p->k);
 	if (algorithm != RK_RL_SLIDING_LOG || s->log.p == NULL)
 		return 0;
 	return sizeof(rk_rl_log_t) +
@@ -42,6 +45,9 @@ void rk_rl_state_clear(rk_rl_state_t *s, rk_rl_algorithm_t algorithm)
 {
 	if (algorithm == RK_RL_SLIDING_LOG)
 		free(s->log.p);
+	else if (algorithm == RK_RL_SLIDING_WINDOW &&
+	         s->swk.tag == RK_RL_SUBWIN_TAG)
+		free(s->swk.p);
 	memset(s, 0, sizeof(*s));
 }
 

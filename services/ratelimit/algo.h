@@ -2,7 +2,8 @@
  * The five rate-limit algorithms behind one interface.
  *
  * Each algorithm keeps a small fixed-size state per key (rk_rl_state_t,
- * 24 bytes; the sliding log adds a bounded heap ring) and decides with
+ * 24 bytes; the sliding log adds a bounded heap ring, the sliding window
+ * counter with K > 1 sub-windows a block of K + 1 counts) and decides with
  * integer arithmetic only, so a decision is exact and the same on every
  * machine. Time is a parameter (NOW_MS, wall milliseconds): the algorithms
  * never read a clock, which is what lets the tests drive them with a
@@ -48,12 +49,19 @@ typedef enum rk_rl_algorithm {
  * a unit in milliseconds (at most 2^32 * 86,400,000 < 2^59) inside 64 bits. */
 #define RK_RL_MAX_LIMIT 0xffffffffull
 
+/* Most sub-windows per unit of a sliding window counter: bounds its
+ * per-key block to 12 + 4 * 65 = 272 bytes (algo_sliding_window.c). */
+#define RK_RL_MAX_SUB_WINDOWS 64
+
 /* What one limit allows. */
 typedef struct rk_rl_params {
 	uint64_t limit;   /* requests per unit, 1..RK_RL_MAX_LIMIT */
 	uint64_t unit_ms; /* 1000, 60000, 3600000 or 86400000 */
 	uint64_t burst;   /* buckets: size, 1..RK_RL_MAX_LIMIT; else = limit */
 	uint32_t max_log; /* sliding log: most entries kept per key */
+	uint32_t sub_windows; /* sliding window counter: K sub-windows per
+	                         unit, 1..RK_RL_MAX_SUB_WINDOWS; 0 or 1: the
+	                         classic current + previous window */
 	rk_rl_algorithm_t algorithm; /* which algorithm counts */
 } rk_rl_params_t;
 
@@ -73,13 +81,34 @@ typedef struct rk_rl_log {
 	rk_rl_log_entry_t e[]; /* cap entries */
 } rk_rl_log_t;
 
+/* The counts of a sliding window counter with K > 1 sub-windows: the
+ * newest sub-window and the K before it, in one heap block. */
+typedef struct rk_rl_subwin {
+	uint64_t sub; /* global index (unix ms -> window * K + i) of the
+	                 newest sub-window counted */
+	uint32_t k;   /* K, sub-windows per unit */
+	uint32_t n[]; /* K + 1 counts; sub-window x at n[x % (K + 1)] */
+} rk_rl_subwin_t;
+
+/* Bytes of the block for K sub-windows. */
+#define RK_RL_SUBWIN_BYTES(k)                                                  \
+	(offsetof(rk_rl_subwin_t, n) + ((size_t)(k) + 1) * sizeof(uint32_t))
+
+/* First word of a sliding window state that holds a sub-window block
+ * (no window index, now / U, ever reaches it). */
+#define RK_RL_SUBWIN_TAG UINT64_MAX
+
 /* Per-key state; all zeroes is a fresh key for every algorithm. */
 typedef union rk_rl_state {
 	struct {
 		uint64_t window; /* index (now / unit) of the current window */
 		uint64_t cur;    /* hits counted in it */
 		uint64_t prev;   /* hits counted in the window before */
-	} sw;                    /* sliding window counter */
+	} sw;                    /* sliding window counter, K = 1 */
+	struct {
+		uint64_t tag;      /* RK_RL_SUBWIN_TAG */
+		rk_rl_subwin_t *p; /* heap; the K + 1 counts */
+	} swk; /* sliding window counter, K > 1, once it counted a hit */
 	struct {
 		uint64_t window; /* index of the current window */
 		uint64_t count;  /* hits counted in it */
@@ -116,7 +145,8 @@ rk_status_t rk_rl_apply(rk_rl_state_t *s, const rk_rl_params_t *p,
                         uint64_t now_ms, uint64_t hits, bool commit,
                         rk_rl_verdict_t *v);
 
-/* Heap bytes a state holds beyond itself (the sliding log's ring). */
+/* Heap bytes a state holds beyond itself (the sliding log's ring, the
+ * sub-window counter's block). */
 size_t rk_rl_state_heap_bytes(const rk_rl_state_t *s,
                               rk_rl_algorithm_t algorithm);
 

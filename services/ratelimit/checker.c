@@ -175,11 +175,14 @@ static rk_status_t collect(rk_rl_checker_t *c, const rk_rl_rules_t *r,
 			s->local = owner == RK_RL_OWNER_LOCAL;
 			s->first = (int)n;
 			s->mult = 1;
-			/* The counter's key: route key, name, unit, algorithm.
-			 */
+			/* The counter's key: route key, name, unit, algorithm
+			 * and, when > 1, sub_windows (a state keeps one K). */
 			size_t cn = put(key, kn, l->name);
 			key[cn++] = (uint8_t)l->unit;
 			key[cn++] = (uint8_t)l->params.algorithm;
+			/* K = 1 (or unset): keys as before sub-windows */
+			if (l->params.sub_windows > 1)
+				key[cn++] = (uint8_t)l->params.sub_windows;
 			rk_rl_table_id(c->table, key, cn, &s->id);
 			s->shard =
 			    (uint32_t)rk_rl_table_shard_of(c->table, &s->id);
@@ -287,9 +290,9 @@ static bool decide(rk_rl_checker_t *c, slot_t *slots, size_t n, uint64_t hits,
 			    &s->e->state, s->lim->params.algorithm);
 			if (rk_rl_apply(&s->e->state, &s->lim->params, now,
 			                hits * s->mult, true, &s->v) != RK_OK)
-				rk_warn("ratelimit: out of memory growing a "
-				        "sliding log for rule %s: hits not "
-				        "counted",
+				rk_warn("ratelimit: out of memory for a "
+				        "sliding log or sub-window block of "
+				        "rule %s: hits not counted",
 				        s->lim->name);
 			rk_rl_table_account(c->table, s->shard, s->e, before,
 			                    now);

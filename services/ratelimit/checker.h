@@ -6,13 +6,13 @@
  * descriptor is matched against the rules (rules.h); every limit of the
  * node it reaches applies, each with its own counter in the key table
  * (keytable.h), keyed by (domain, the descriptor's entries, the limit's
- * name, unit and algorithm). The request passes when every limit that is
- * not in shadow mode lets it pass; only then are its hits counted, on
- * every limit that had room. A refused request consumes nothing, so a
- * client refused by a per-second limit does not also spend its daily
- * budget. The shards of all the request's keys are locked together (in
- * index order), so the decision over several limits is atomic, and a
- * key's requests are applied one at a time.
+ * name, unit, algorithm, and sub_windows when > 1). The request passes
+ * when every limit that is not in shadow mode lets it pass; only then
+ * are its hits counted, on every limit that had room. A refused request
+ * consumes nothing, so a client refused by a per-second limit does not
+ * also spend its daily budget. The shards of all the request's keys are
+ * locked together (in index order), so the decision over several limits
+ * is atomic, and a key's requests are applied one at a time.
  *
  * Ownership hook. Every descriptor has an owner instance (chosen on the
  * ring: forward.h); OWNER tells the checker whether a descriptor is
@@ -99,5 +99,8 @@ rk_status_t rk_rl_checker_check(rk_rl_checker_t *c, rk_rl_rules_t *rules,
 
 /* The key table (for its statistics). */
 rk_rl_table_t *rk_rl_checker_table(rk_rl_checker_t *c);
+
+/* The metrics registry it was made with (borrowed), or NULL. */
+rk_metrics_t *rk_rl_checker_metrics(rk_rl_checker_t *c);
 
 #endif

@@ -187,3 +187,8 @@ rk_rl_table_t *rk_rl_checker_table(rk_rl_checker_t *c)
 {
 	return c->table;
 }
+
+rk_metrics_t *rk_rl_checker_metrics(rk_rl_checker_t *c)
+{
+	return c->metrics;
+}

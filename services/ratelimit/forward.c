@@ -47,6 +47,12 @@ struct rk_rl_fwd {
 	_Atomic size_t npeers;       /* slots in use (published after filled) */
 	atomic_uint_fast64_t sent;   /* forwarded calls */
 	atomic_uint_fast64_t failed; /* of which failed over */
+	rk_counter_t *outcome[RK_RL_FWD_OUTCOMES]; /* checks forwarded, by
+	                                              how they ended */
+	rk_counter_t *split_batches;  /* CheckBatch cut per owner */
+	rk_counter_t *split_checks;   /* Check of several owners, cut */
+	rk_counter_t *split_parts[2]; /* calls those sent: [batch?] */
+	rk_histogram_t *latency[2];   /* forwarded calls: [CheckBatch?] */
 };
 
 rk_status_t rk_rl_fwd_new(rk_cluster_t *cluster, rk_sealer_t *sealer,
@@ -198,11 +204,22 @@ bool rk_rl_fwd_unreachable(rk_status_t code)
 	       code == RK_RESOURCE_EXHAUSTED || code == RK_INTERNAL;
 }
 
+/* Observes one forwarded call of METHOD that started at T0 (mono ns). */
+static void observe(rk_rl_fwd_t *f, const rk_rpc_method_t *method, uint64_t t0)
+{
+	bool batch = method != NULL && method->desc != NULL &&
+	             strcmp(method->desc->name, "CheckBatch") == 0;
+	if (f->latency[batch] != NULL)
+		rk_histogram_observe(f->latency[batch],
+		                     (double)(rk_clock_mono_ns() - t0) / 1e9);
+}
+
 rk_status_t rk_rl_fwd_call(rk_rl_fwd_t *f, const char *url,
                            const rk_rpc_method_t *method,
                            const ProtobufCMessage *request,
                            uint64_t remaining_ms, rk_rpc_result_t *res)
 {
+	uint64_t t0 = rk_clock_mono_ns();
 	atomic_fetch_add(&f->sent, 1);
 	memset(res, 0, sizeof(*res));
 	peer_t *p = peer_get(f, url);
@@ -214,6 +231,7 @@ rk_status_t rk_rl_fwd_call(rk_rl_fwd_t *f, const char *url,
 		snprintf(res->message, sizeof(res->message),
 		         "owner %s not connected", url);
 		atomic_fetch_add(&f->failed, 1);
+		observe(f, method, t0);
 		return res->code;
 	}
 	uint64_t t =
@@ -226,6 +244,7 @@ rk_status_t rk_rl_fwd_call(rk_rl_fwd_t *f, const char *url,
 		atomic_store(&p->up_ms, rk_clock_mono_ms());
 	else
 		atomic_fetch_add(&f->failed, 1);
+	observe(f, method, t0);
 	return st;
 }
 
@@ -237,4 +256,74 @@ uint64_t rk_rl_fwd_sent(rk_rl_fwd_t *f)
 uint64_t rk_rl_fwd_failed(rk_rl_fwd_t *f)
 {
 	return atomic_load(&f->failed);
+}
+
+/* --- metrics ---------------------------------------------------------- */
+
+void rk_rl_fwd_set_metrics(rk_rl_fwd_t *f, rk_metrics_t *m)
+{
+	static const char *const names[RK_RL_FWD_OUTCOMES] = {
+	    "answered", "failed_open", "failed_closed", "error"};
+	if (m == NULL)
+		return;
+	for (int i = 0; i < RK_RL_FWD_OUTCOMES; i++) {
+		char labels[64];
+		snprintf(labels, sizeof(labels), "outcome=\"%s\"", names[i]);
+		f->outcome[i] = rk_metrics_counter(
+		    m, "ringkv_ratelimit_forwarded_total",
+		    "Checks forwarded to their owner (and parts of checks "
+		    "split per owner), by how they ended.",
+		    labels);
+	}
+	f->split_batches = rk_metrics_counter(
+	    m, "ringkv_ratelimit_split_total",
+	    "Requests split per owner: a CheckBatch into one CheckBatch per "
+	    "owner, a Check of several owners into one Check per owner.",
+	    "request=\"CheckBatch\"");
+	f->split_checks = rk_metrics_counter(m, "ringkv_ratelimit_split_total",
+	                                     NULL, "request=\"Check\"");
+	f->split_parts[0] =
+	    rk_metrics_counter(m, "ringkv_ratelimit_split_parts_total",
+	                       "Calls to other owners made for split requests.",
+	                       "request=\"Check\"");
+	f->split_parts[1] =
+	    rk_metrics_counter(m, "ringkv_ratelimit_split_parts_total", NULL,
+	                       "request=\"CheckBatch\"");
+	f->latency[0] = rk_metrics_histogram(
+	    m, "ringkv_ratelimit_forward_seconds",
+	    "Latency of calls forwarded to an owner, failed ones included.",
+	    "method=\"Check\"", rk_metrics_latency_bounds,
+	    rk_metrics_latency_bounds_len);
+	f->latency[1] = rk_metrics_histogram(
+	    m, "ringkv_ratelimit_forward_seconds", NULL,
+	    "method=\"CheckBatch\"", rk_metrics_latency_bounds,
+	    rk_metrics_latency_bounds_len);
+}
+
+void rk_rl_fwd_count(rk_rl_fwd_t *f, rk_rl_fwd_outcome_t o, uint64_t n)
+{
+	if (f != NULL && (unsigned)o < RK_RL_FWD_OUTCOMES &&
+	    f->outcome[o] != NULL && n > 0)
+		rk_counter_add(f->outcome[o], n);
+}
+
+rk_rl_fwd_outcome_t rk_rl_fwd_failover_outcome(rk_status_t st, int outcome)
+{
+	if (st != RK_OK)
+		return RK_RL_FWD_ERROR;
+	return outcome ==
+	               RINGKV__V1__RATE_LIMIT_OUTCOME__RATE_LIMIT_FAILED_CLOSED
+	           ? RK_RL_FWD_FAILED_CLOSED
+	           : RK_RL_FWD_FAILED_OPEN;
+}
+
+void rk_rl_fwd_count_split(rk_rl_fwd_t *f, bool batch, uint64_t parts)
+{
+	if (f == NULL)
+		return;
+	rk_counter_t *c = batch ? f->split_batches : f->split_checks;
+	if (c != NULL)
+		rk_counter_add(c, 1);
+	if (f->split_parts[batch] != NULL)
+		rk_counter_add(f->split_parts[batch], parts);
 }

@@ -18,6 +18,9 @@
  * connection has been down for longer than its reconnect period counts as
  * unreachable at once, without spending the call's deadline.
  *
+ * Metrics (when set): checks forwarded by outcome, requests split per
+ * owner, and the latency of every forwarded call.
+ *
  * Thread-safe: any number of handler threads may route and forward.
  */
 #ifndef RK_RL_FORWARD_H
@@ -28,6 +31,7 @@
 
 #include "checker.h"
 #include "cluster/cluster.h"
+#include "metrics/metrics.h"
 #include "rpc/client.h"
 
 typedef struct rk_rl_fwd rk_rl_fwd_t;
@@ -80,5 +84,37 @@ bool rk_rl_fwd_unreachable(rk_status_t code);
 /* Forwarded calls so far, and those that failed over. */
 uint64_t rk_rl_fwd_sent(rk_rl_fwd_t *f);
 uint64_t rk_rl_fwd_failed(rk_rl_fwd_t *f);
+
+/* --- metrics (docs/ratelimit.md, "Metrics") ---------------------------
+ * Registered in M (borrowed; outlives F) by rk_rl_fwd_set_metrics, which
+ * must run before the first forward (the handlers call it when they are
+ * registered); without it the calls below only count nothing. */
+
+/* How a check forwarded to another owner ended. */
+typedef enum rk_rl_fwd_outcome {
+	RK_RL_FWD_ANSWERED = 0,      /* the owner answered with a verdict */
+	RK_RL_FWD_FAILED_OPEN = 1,   /* owner unreachable: decided here, its
+	                                limits failed open (or none applied) */
+	RK_RL_FWD_FAILED_CLOSED = 2, /* owner unreachable: decided here, a
+	                                limit failed closed */
+	RK_RL_FWD_ERROR = 3,         /* ended in an error status: the owner's,
+	                                relayed, or ours deciding it here */
+} rk_rl_fwd_outcome_t;
+
+#define RK_RL_FWD_OUTCOMES 4
+
+void rk_rl_fwd_set_metrics(rk_rl_fwd_t *f, rk_metrics_t *m);
+
+/* Counts N checks forwarded (or parts of split checks) that ended as O. */
+void rk_rl_fwd_count(rk_rl_fwd_t *f, rk_rl_fwd_outcome_t o, uint64_t n);
+
+/* The outcome of a check that was decided here because its owner could
+ * not answer: ST the local status, OUTCOME the answer's outcome. */
+rk_rl_fwd_outcome_t rk_rl_fwd_failover_outcome(rk_status_t st, int outcome);
+
+/* Counts one request split per owner into PARTS calls to other owners:
+ * a CheckBatch (BATCH) cut into one CheckBatch per owner, or a Check whose
+ * descriptors have several owners (split.h). */
+void rk_rl_fwd_count_split(rk_rl_fwd_t *f, bool batch, uint64_t parts);
 
 #endif

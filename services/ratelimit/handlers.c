@@ -125,13 +125,18 @@ static bool forward_check(rk_rl_gate_t *gate, rk_rpc_call_t *call,
 	rk_status_t st = rk_rl_fwd_call(gate->fwd, url, rk_rl_check_method(),
 	                                &copy.base, remaining_ms(call), &res);
 	bool done = true;
-	if (st == RK_OK)
+	/* Counted before the reply, so a caller that reads /metrics after
+	 * its answer sees it. */
+	if (st == RK_OK) {
+		rk_rl_fwd_count(gate->fwd, RK_RL_FWD_ANSWERED, 1);
 		rk_rpc_reply(call, res.response);
-	else if (!rk_rl_fwd_unreachable(st))
+	} else if (!rk_rl_fwd_unreachable(st)) {
+		rk_rl_fwd_count(gate->fwd, RK_RL_FWD_ERROR, 1);
 		rk_rpc_reply_error(call, st, res.retry_after_ms, "%s",
 		                   res.message);
-	else
-		done = false;
+	} else {
+		done = false; /* counted once decided here */
+	}
 	rk_rpc_result_clear(&res);
 	return done;
 }
@@ -227,28 +232,30 @@ static long forward_batch(rk_rl_gate_t *gate, rk_rpc_call_t *call,
 		const Ringkv__V1__RateLimitCheckBatchResponse *r =
 		    (const void *)g[k].res.response;
 		g[k].ok = st == RK_OK && r != NULL && r->n_results == g[k].n;
+		for (size_t i = 0; g[k].ok && i < g[k].n; i++)
+			rk_rl_fwd_count(gate->fwd,
+			                r->results[i]->response != NULL
+			                    ? RK_RL_FWD_ANSWERED
+			                    : RK_RL_FWD_ERROR,
+			                1);
 	}
+	if (ng > 0)
+		rk_rl_fwd_count_split(gate->fwd, true, (uint64_t)ng);
 	return ng;
 }
 
 /* --- handlers ---------------------------------------------------------- */
 
-static void handle_check(rk_rpc_call_t *call, const ProtobufCMessage *msg,
-                         void *arg)
+/* Decides REQ as routed (R, OWNER, URLS, NG from route()) and answers
+ * it. Blocks only when R is not ROUTE_HERE. Inside the gate. */
+static void check_routed(rk_rpc_call_t *call, rk_rl_gate_t *gate,
+                         rk_rl_checker_t *c,
+                         const Ringkv__V1__RateLimitCheckRequest *req,
+                         route_t r, int *owner,
+                         char (*urls)[RK_CLUSTER_URL_MAX], int ng)
 {
-	rk_rl_gate_t *gate = arg;
-	rk_rl_checker_t *c = enter(gate, call);
-	if (c == NULL)
+	if (r == ROUTE_OWNER && forward_check(gate, call, req, urls[0]))
 		return;
-	const Ringkv__V1__RateLimitCheckRequest *req = (const void *)msg;
-	int owner[RK_RL_FWD_MAX_DESCRIPTORS];
-	char urls[RK_RL_FWD_MAX_DESCRIPTORS][RK_CLUSTER_URL_MAX];
-	int ng = 0;
-	route_t r = route(gate, req, owner, urls, &ng);
-	if (r == ROUTE_OWNER && forward_check(gate, call, req, urls[0])) {
-		leave(gate);
-		return;
-	}
 	rk_rl_rules_t *rules = rk_rl_checker_acquire(c);
 	Ringkv__V1__RateLimitCheckResponse resp =
 	    RINGKV__V1__RATE_LIMIT_CHECK_RESPONSE__INIT;
@@ -262,6 +269,9 @@ static void handle_check(rk_rpc_call_t *call, const ProtobufCMessage *msg,
 	else
 		st = rk_rl_checker_check(c, rules, req, call_alloc, call, &resp,
 		                         why, sizeof(why));
+	if (r == ROUTE_OWNER) /* its owner could not answer */
+		rk_rl_fwd_count(
+		    gate->fwd, rk_rl_fwd_failover_outcome(st, resp.outcome), 1);
 	if (st == RK_OK)
 		rk_rpc_reply(call, &resp.base);
 	else
@@ -270,7 +280,47 @@ static void handle_check(rk_rpc_call_t *call, const ProtobufCMessage *msg,
 		for (int g = 0; g < ng; g++)
 			rk_rpc_result_clear(&results[g]);
 	rk_rl_checker_release(c, rules);
+}
+
+/* Check on the worker pool: may forward, and wait for the owner. */
+static void handle_check(rk_rpc_call_t *call, const ProtobufCMessage *msg,
+                         void *arg)
+{
+	rk_rl_gate_t *gate = arg;
+	rk_rl_checker_t *c = enter(gate, call);
+	if (c == NULL)
+		return;
+	const Ringkv__V1__RateLimitCheckRequest *req = (const void *)msg;
+	int owner[RK_RL_FWD_MAX_DESCRIPTORS];
+	char urls[RK_RL_FWD_MAX_DESCRIPTORS][RK_CLUSTER_URL_MAX];
+	int ng = 0;
+	route_t r = route(gate, req, owner, urls, &ng);
+	check_routed(call, gate, c, req, r, owner, urls, ng);
 	leave(gate);
+}
+
+/* Check on the transport's thread: a check whose keys are all ours is
+ * decided right here, without a hand-off; one that must go to another
+ * owner continues on the worker pool, where waiting is allowed. */
+static void handle_check_inline(rk_rpc_call_t *call,
+                                const ProtobufCMessage *msg, void *arg)
+{
+	rk_rl_gate_t *gate = arg;
+	rk_rl_checker_t *c = enter(gate, call);
+	if (c == NULL)
+		return;
+	const Ringkv__V1__RateLimitCheckRequest *req = (const void *)msg;
+	int owner[RK_RL_FWD_MAX_DESCRIPTORS];
+	char urls[RK_RL_FWD_MAX_DESCRIPTORS][RK_CLUSTER_URL_MAX];
+	int ng = 0;
+	route_t r = route(gate, req, owner, urls, &ng);
+	if (r == ROUTE_HERE)
+		check_routed(call, gate, c, req, r, owner, urls, ng);
+	leave(gate);
+	if (r != ROUTE_HERE &&
+	    rk_rpc_call_defer(call, handle_check, gate) != RK_OK)
+		rk_rpc_reply_error(call, RK_UNAVAILABLE, 0,
+		                   "rate limiter stopping");
 }
 
 static void handle_batch(rk_rpc_call_t *call, const ProtobufCMessage *msg,
@@ -358,6 +408,10 @@ static void handle_batch(rk_rpc_call_t *call, const ProtobufCMessage *msg,
 			                         call_alloc, call, &ans[i], why,
 			                         sizeof(why));
 		}
+		if (owner[i] >= 0) /* its owner's sub-batch failed */
+			rk_rl_fwd_count(
+			    gate->fwd,
+			    rk_rl_fwd_failover_outcome(st, ans[i].outcome), 1);
 		if (st == RK_OK) {
 			res[i].response = &ans[i];
 			continue;
@@ -480,16 +534,48 @@ out:
 	leave(gate);
 }
 
+/* Batch on the transport's thread: decided right here when every check
+ * is ours, else on the worker pool. (Should the ring change between this
+ * look and handle_batch's own, a forward may then run on this thread; it
+ * is bounded by the caller's deadline.) */
+static void handle_batch_inline(rk_rpc_call_t *call,
+                                const ProtobufCMessage *msg, void *arg)
+{
+	rk_rl_gate_t *gate = arg;
+	const Ringkv__V1__RateLimitCheckBatchRequest *req = (const void *)msg;
+	bool here = true;
+	for (size_t i = 0; here && i < req->n_checks; i++) {
+		int owner[RK_RL_FWD_MAX_DESCRIPTORS];
+		char urls[RK_RL_FWD_MAX_DESCRIPTORS][RK_CLUSTER_URL_MAX];
+		int ng = 0;
+		here = route(gate, req->checks[i], owner, urls, &ng) ==
+		       ROUTE_HERE;
+	}
+	if (here)
+		handle_batch(call, msg, arg);
+	else if (rk_rpc_call_defer(call, handle_batch, gate) != RK_OK)
+		rk_rpc_reply_error(call, RK_UNAVAILABLE, 0,
+		                   "rate limiter stopping");
+}
+
 rk_status_t rk_rl_handlers_register(rk_rpc_server_t *srv, rk_rl_gate_t *gate)
 {
 	if (rk_rl_check_method() == NULL)
 		return RK_FAILED_PRECONDITION;
-	int flags = gate->fwd != NULL ? 0 : RK_RPC_INLINE;
-	rk_status_t st = rk_rpc_server_handle(srv, rk_rl_check_method(),
-	                                      handle_check, flags, gate);
+	/* Alone, nothing here blocks; in a cluster the inline handlers hand
+	 * what must be forwarded to the pool. */
+	bool alone = gate->fwd == NULL;
+	rk_rl_checker_t *c = atomic_load(&gate->checker);
+	if (!alone && c != NULL) /* before any call is served */
+		rk_rl_fwd_set_metrics(gate->fwd, rk_rl_checker_metrics(c));
+	rk_status_t st = rk_rpc_server_handle(
+	    srv, rk_rl_check_method(),
+	    alone ? handle_check : handle_check_inline, RK_RPC_INLINE, gate);
 	if (st == RK_OK)
-		st = rk_rpc_server_handle(srv, rk_rl_check_batch_method(),
-		                          handle_batch, flags, gate);
+		st = rk_rpc_server_handle(
+		    srv, rk_rl_check_batch_method(),
+		    alone ? handle_batch : handle_batch_inline, RK_RPC_INLINE,
+		    gate);
 	if (st == RK_OK)
 		st = rk_rpc_server_handle(srv, rk_rl_describe_rules_method(),
 		                          handle_describe, RK_RPC_INLINE, gate);

@@ -45,7 +45,9 @@ rk_rl_checker_t *rk_rl_gate_close(rk_rl_gate_t *gate);
 void rk_rl_gate_set_error(rk_rl_gate_t *gate, const char *error);
 
 /* Routes Check, CheckBatch and DescribeRules on SRV to GATE (which must
- * outlive the server). */
+ * outlive the server). With a forwarder (gate->fwd), first registers its
+ * metrics in the registry of the gate's checker (so call it with the
+ * gate open). */
 rk_status_t rk_rl_handlers_register(rk_rpc_server_t *srv, rk_rl_gate_t *gate);
 
 /* Method handles of the service, resolved once (for clients and tests). */

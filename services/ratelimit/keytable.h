@@ -12,13 +12,15 @@
  * not know the hash key cannot search for a collision offline.
  *
  * Memory is bounded: each shard holds at most max_keys / shards entries
- * of 64 bytes (allocated up front, touched lazily) plus sliding-log rings
- * up to max_log_bytes / shards. When a new key needs room, the least
- * recently used entry of the shard goes. An entry whose state is back to
- * fresh (its reset time passed) loses nothing when evicted; one that is
- * still counting loses its count, which lets that key through early; the
- * two are counted apart (evicted_idle, evicted_live) so an operator sees
- * when the table is too small.
+ * of 64 bytes (allocated up front, touched lazily) plus per-key heap
+ * blocks (sliding-log rings, sub-window counter blocks: whatever
+ * rk_rl_state_heap_bytes reports) up to max_log_bytes / shards. When a
+ * new key needs room, the least recently used entry of the shard goes.
+ * An entry whose state is back to fresh (its reset time passed) loses
+ * nothing when evicted; one that is still counting loses its count,
+ * which lets that key through early; the two are counted apart
+ * (evicted_idle, evicted_live) so an operator sees when the table is too
+ * small.
  *
  * Concurrency: a caller locks the shards it needs (in increasing index
  * order, when it needs several, so two callers never deadlock), does its
@@ -62,14 +64,15 @@ typedef struct rk_rl_table rk_rl_table_t;
 typedef struct rk_rl_table_opts {
 	size_t shards;           /* number of shards, 1..4096; 0: 64 */
 	uint64_t max_keys;       /* entries in all; 0: 1,048,576 */
-	uint64_t max_log_bytes;  /* sliding-log rings in all; 0: 64 MiB */
+	uint64_t max_log_bytes;  /* per-key heap blocks in all (sliding-log
+	                            rings, sub-window counts); 0: 64 MiB */
 	const uint8_t *hash_key; /* 16 bytes, borrowed; NULL: random */
 } rk_rl_table_opts_t;
 
 /* Counters of one table (sums over the shards). */
 typedef struct rk_rl_table_stats {
 	uint64_t keys;          /* entries live now */
-	uint64_t log_bytes;     /* sliding-log rings now */
+	uint64_t log_bytes;     /* per-key heap blocks now */
 	uint64_t evicted_idle;  /* evicted after their state was fresh */
 	uint64_t evicted_live;  /* evicted while still counting */
 	uint64_t insert_failed; /* no room even after eviction */

@@ -150,6 +150,15 @@ static void read_limit(loader_t *ld, const char *at, rk_rl_node_t *node,
 	    cfg, f, (int64_t)l->params.limit, 1, (int64_t)RK_RL_MAX_LIMIT);
 	if (!bucket)
 		l->params.burst = l->params.limit;
+	join(f, sizeof(f), at, ".sub_windows");
+	if (rk_config_has(cfg, f) &&
+	    l->params.algorithm != RK_RL_SLIDING_WINDOW)
+		rk_config_error(cfg, f,
+		                "only sliding_window_counter has sub_windows");
+	l->params.sub_windows =
+	    (uint32_t)rk_config_int(cfg, f, 1, 1, RK_RL_MAX_SUB_WINDOWS);
+	if (l->params.algorithm != RK_RL_SLIDING_WINDOW)
+		l->params.sub_windows = 1;
 	l->params.max_log = ld->log_max;
 	if (l->params.algorithm == RK_RL_SLIDING_LOG) {
 		uint64_t bound = l->params.limit < l->params.unit_ms

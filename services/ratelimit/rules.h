@@ -11,7 +11,7 @@
  *	descriptors:
  *	  - key: client_id              # any value, each value its own counter
  *	    rate_limits:                # or `rate_limit:` for just one
- *	      - {unit: second, requests_per_unit: 10}
+ *	      - {unit: second, requests_per_unit: 10, sub_windows: 8}
  *	      - {unit: day, requests_per_unit: 1000, algorithm: fixed_window}
  *	    descriptors:
  *	      - key: path

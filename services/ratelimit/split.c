@@ -87,9 +87,12 @@ rk_status_t rk_rl_split_check(rk_rl_fwd_t *f, rk_rl_checker_t *c,
 	size_t part_n[MAXD + 1] = {0};
 	const resp_t *answers[MAXD + 1];
 	size_t nparts = 0;
+	bool failed[MAXD] = {false}; /* part g failed over to us */
+	int nfailed = 0;
 	memcpy(own, owner, req->n_descriptors * sizeof(own[0]));
 	for (int g = 0; g < ng; g++)
 		memset(&results[g], 0, sizeof(results[g]));
+	rk_rl_fwd_count_split(f, false, (uint64_t)ng);
 	for (size_t i = 0; i < req->n_descriptors; i++)
 		if (own[i] < 0)
 			own[i] = ng; /* ours */
@@ -105,12 +108,17 @@ rk_status_t rk_rl_split_check(rk_rl_fwd_t *f, rk_rl_checker_t *c,
 			part_n[g] = p->n_descriptors;
 		if (st == RK_OK) {
 			answers[g] = (const void *)results[g].response;
+			rk_rl_fwd_count(f, RK_RL_FWD_ANSWERED, 1);
 			continue;
 		}
 		if (!rk_rl_fwd_unreachable(st)) {
 			snprintf(why, why_len, "%s", results[g].message);
+			rk_rl_fwd_count(f, RK_RL_FWD_ERROR, 1);
+			rk_rl_fwd_count(f, RK_RL_FWD_ERROR, (uint64_t)nfailed);
 			return st;
 		}
+		failed[g] = true;
+		nfailed++;
 		for (size_t i = 0; i < req->n_descriptors; i++)
 			if (own[i] == g)
 				own[i] = ng; /* decided (failed over) here */
@@ -128,8 +136,10 @@ rk_status_t rk_rl_split_check(rk_rl_fwd_t *f, rk_rl_checker_t *c,
 	if (p->n_descriptors > 0) {
 		rk_status_t st = rk_rl_checker_check(
 		    c, rules, p, alloc, alloc_arg, mine, why, why_len);
-		if (st != RK_OK)
+		if (st != RK_OK) {
+			rk_rl_fwd_count(f, RK_RL_FWD_ERROR, (uint64_t)nfailed);
 			return st;
+		}
 		answers[ng] = mine;
 	}
 	nparts = (size_t)ng + 1;
@@ -184,6 +194,20 @@ rk_status_t rk_rl_split_check(rk_rl_fwd_t *f, rk_rl_checker_t *c,
 		    outcome ==
 		        RINGKV__V1__RATE_LIMIT_OUTCOME__RATE_LIMIT_DECIDED)
 			outcome = a->outcome;
+	}
+	/* A failed-over part: closed if any of its limits failed closed. */
+	for (int g = 0; g < ng; g++) {
+		if (!failed[g])
+			continue;
+		bool closed = false;
+		for (size_t i = 0; i < m; i++)
+			if (owner[it[i].desc] == g &&
+			    it[i].a->outcome ==
+			        RINGKV__V1__RATE_LIMIT_OUTCOME__RATE_LIMIT_FAILED_CLOSED)
+				closed = true;
+		rk_rl_fwd_count(
+		    f, closed ? RK_RL_FWD_FAILED_CLOSED : RK_RL_FWD_FAILED_OPEN,
+		    1);
 	}
 	for (size_t i = 0; i < m; i++) {
 		copies[i] = *it[i].a;

@@ -17,6 +17,10 @@
  * Unlike a check with one owner, this is not all-or-nothing across
  * owners: each owner counts its hits when its own limits admit them, so
  * a request refused by one owner may have been counted by another.
+ *
+ * Metrics (forward.h): the split and its NG parts are counted, and each
+ * remote part by how it ended (answered, error, or failed over: closed
+ * when one of its limits failed closed, else open).
  */
 #ifndef RK_RL_SPLIT_H
 #define RK_RL_SPLIT_H

@@ -16,6 +16,9 @@
  *  - a check whose two descriptors have two owners is decided by both,
  *    with the verdict and deciding limit a single instance gives;
  *  - an owner's error is relayed by the instance that forwarded;
+ *  - the forwarding metrics (checks forwarded by outcome, requests split
+ *    per owner, forward latency) move on /metrics by exactly what the
+ *    ring predicts, failed-over checks included after the kill;
  *  - an owner killed with SIGKILL: its keys fail open or closed as each
  *    rule says, the answer says which, within the forward timeout, while
  *    the other owners' keys are still decided;
@@ -302,10 +305,118 @@ static void owner_errors_are_relayed(void **state)
 	f->passed = true;
 }
 
+/* The forwarding metrics on /metrics move by exactly what the ring
+ * predicts: checks forwarded and answered, an owner's error relayed,
+ * a batch split into one CheckBatch per other owner, a check of two
+ * owners split into two Checks, and one latency observation per
+ * forwarded call. */
+static void forwards_and_splits_are_counted_on_metrics(void **state)
+{
+	fixture_t *f = *state;
+	const rl_t *r0 = &f->rl[0], *r2 = &f->rl[2];
+#define ANSWERED "ringkv_ratelimit_forwarded_total{outcome=\"answered\"}"
+#define ERRORS   "ringkv_ratelimit_forwarded_total{outcome=\"error\"}"
+#define SPLIT_B  "ringkv_ratelimit_split_total{request=\"CheckBatch\"}"
+#define PARTS_B  "ringkv_ratelimit_split_parts_total{request=\"CheckBatch\"}"
+#define SPLIT_C  "ringkv_ratelimit_split_total{request=\"Check\"}"
+#define PARTS_C  "ringkv_ratelimit_split_parts_total{request=\"Check\"}"
+#define LAT_C    "ringkv_ratelimit_forward_seconds_count{method=\"Check\"}"
+#define LAT_B    "ringkv_ratelimit_forward_seconds_count{method=\"CheckBatch\"}"
+	double a0 = metric(r0, ANSWERED, false), e0 = metric(r0, ERRORS, false);
+	double sb0 = metric(r0, SPLIT_B, false),
+	       pb0 = metric(r0, PARTS_B, false);
+	double lc0 = metric(r0, LAT_C, false), lb0 = metric(r0, LAT_B, false);
+	double a2 = metric(r2, ANSWERED, false),
+	       sc2 = metric(r2, SPLIT_C, false);
+	double pc2 = metric(r2, PARTS_C, false);
+	/* Registered at start, so present (0) before any forward. */
+	assert_true(a0 >= 0 && e0 >= 0 && sb0 >= 0 && pb0 >= 0 && lc0 >= 0 &&
+	            lb0 >= 0 && a2 >= 0 && sc2 >= 0 && pc2 >= 0);
+
+	/* 12 single checks via 0. */
+	int fwd = 0;
+	for (int k = 0; k < 12; k++) {
+		char v[32];
+		snprintf(v, sizeof(v), "metric-%d", k);
+		fwd += owner(f, "ringkv", "client_id", v) != 0;
+		rk_rpc_result_t res;
+		assert_int_equal(check(f, 0, "ringkv", "client_id", v, &res),
+		                 RK_OK);
+		rk_rpc_result_clear(&res);
+	}
+	/* An owner's error, relayed. */
+	char ev[32] = "";
+	for (int k = 0; k < 1000; k++) {
+		snprintf(ev, sizeof(ev), "merr-%d", k);
+		if (owner(f, "nowhere", "client_id", ev) == 1)
+			break;
+	}
+	rk_rpc_result_t res;
+	assert_int_equal(check(f, 0, "nowhere", "client_id", ev, &res),
+	                 RK_NOT_FOUND);
+	rk_rpc_result_clear(&res);
+	/* A batch of 20 via 0: item 7 (unknown domain) is routed too. */
+	bool other[NRL] = {false};
+	int batch_answered = 0, batch_errors = 0;
+	for (int k = 0; k < 20; k++) {
+		char v[32];
+		snprintf(v, sizeof(v), "mbatch-%d", k);
+		int o = k == 7 ? owner(f, "no-such-domain", "client_id", v)
+		               : owner(f, "ringkv", "client_id", v);
+		if (o == 0)
+			continue;
+		other[o] = true;
+		if (k == 7)
+			batch_errors++;
+		else
+			batch_answered++;
+	}
+	int parts = other[1] + other[2];
+	assert_int_equal(batch(f, 0, "mbatch", 20, &res), RK_OK);
+	rk_rpc_result_clear(&res);
+	/* A check of two owners (0 and 1) via 2. */
+	char v1[32] = "", v2[32] = "";
+	for (int k = 0; k < 1000; k++) {
+		snprintf(v1, sizeof(v1), "mtwo-a-%d", k);
+		if (owner(f, "ringkv", "client_id", v1) == 0)
+			break;
+	}
+	for (int k = 0; k < 1000; k++) {
+		snprintf(v2, sizeof(v2), "mtwo-b-%d", k);
+		if (owner(f, "ringkv", "open_key", v2) == 1)
+			break;
+	}
+	assert_int_equal(check2(f, 2, v1, v2, &res), RK_OK);
+	rk_rpc_result_clear(&res);
+
+	printf("# via 0: %d of 12 checks forwarded, batch to %d other "
+	       "owners (%d answered, %d errors)\n",
+	       fwd, parts, batch_answered, batch_errors);
+	assert_true(fwd > 0 && parts > 0);
+	assert_true(metric(r0, ANSWERED, false) - a0 == fwd + batch_answered);
+	assert_true(metric(r0, ERRORS, false) - e0 == 1 + batch_errors);
+	assert_true(metric(r0, SPLIT_B, false) - sb0 == 1);
+	assert_true(metric(r0, PARTS_B, false) - pb0 == parts);
+	assert_true(metric(r0, LAT_C, false) - lc0 == fwd + 1);
+	assert_true(metric(r0, LAT_B, false) - lb0 == parts);
+	assert_true(metric(r2, SPLIT_C, false) - sc2 == 1);
+	assert_true(metric(r2, PARTS_C, false) - pc2 == 2);
+	assert_true(metric(r2, ANSWERED, false) - a2 == 2);
+	f->passed = true;
+}
+
 static void killed_owner_fails_open_or_closed_as_each_rule_says(void **state)
 {
 	fixture_t *f = *state;
 	const int dead = 2;
+#define FAILED_OPEN "ringkv_ratelimit_forwarded_total{outcome=\"failed_open\"}"
+#define FAILED_CLOSED                                                          \
+	"ringkv_ratelimit_forwarded_total{outcome=\"failed_closed\"}"
+	double fo0 = 0, fc0 = 0; /* on the two that stay */
+	for (int i = 0; i < 2; i++) {
+		fo0 += metric(&f->rl[i], FAILED_OPEN, false);
+		fc0 += metric(&f->rl[i], FAILED_CLOSED, false);
+	}
 	rk_proc_kill(&f->rl[dead].proc);
 	int seen[2][2] = {{0}}; /* [closed?][owned by the dead one?] */
 	for (int k = 0; k < 40; k++) {
@@ -409,6 +520,17 @@ static void killed_owner_fails_open_or_closed_as_each_rule_says(void **state)
 	       seen[0][0], seen[0][1], seen[1][0], seen[1][1]);
 	assert_true(seen[0][1] > 0 && seen[1][1] > 0);
 	assert_true(seen[0][0] > 0 && seen[1][0] > 0);
+	/* Every check for the dead owner's keys was forwarded and failed
+	 * over, and counted so: plus the batch's part for the dead one. */
+	double fo = 0, fc = 0;
+	for (int i = 0; i < 2; i++) {
+		fo += metric(&f->rl[i], FAILED_OPEN, false);
+		fc += metric(&f->rl[i], FAILED_CLOSED, false);
+	}
+	printf("# forwarded and failed over: open %.0f, closed %.0f\n",
+	       fo - fo0, fc - fc0);
+	assert_true(fo - fo0 == seen[0][1] + 1);
+	assert_true(fc - fc0 == seen[1][1]);
 	f->passed = true;
 }
 
@@ -459,6 +581,8 @@ int main(void)
 	        descriptors_of_two_owners_are_each_decided_by_their_owner,
 	        case_setup),
 	    cmocka_unit_test_setup(owner_errors_are_relayed, case_setup),
+	    cmocka_unit_test_setup(forwards_and_splits_are_counted_on_metrics,
+	                           case_setup),
 	    cmocka_unit_test_setup(
 	        killed_owner_fails_open_or_closed_as_each_rule_says,
 	        case_setup),

@@ -521,10 +521,14 @@ static void *hammer_run(void *arg)
 static void test_many_threads_on_one_key_never_admit_more_than_limit(void **st)
 {
 	(void)st;
-	static const char *algos[] = {"sliding_window_counter", "token_bucket",
-	                              "leaking_bucket", "fixed_window",
-	                              "sliding_log"};
-	for (size_t a = 0; a < 5; a++) {
+	static const char *algos[] = {
+	    "sliding_window_counter",
+	    "token_bucket",
+	    "leaking_bucket",
+	    "fixed_window",
+	    "sliding_log",
+	    "sliding_window_counter, sub_windows: 16"};
+	for (size_t a = 0; a < sizeof(algos) / sizeof(algos[0]); a++) {
 		char rules[512];
 		snprintf(
 		    rules, sizeof(rules),

@@ -189,6 +189,69 @@ static void test_rules_errors_name_file_and_line(void **st)
 	}
 }
 
+/* sub_windows: K per sliding-window-counter limit, default 1. */
+static void test_rules_read_sub_windows_per_limit(void **st)
+{
+	(void)st;
+	rk_rl_rules_t *r =
+	    parse_ok("domain: d\n"
+	             "descriptors:\n"
+	             "  - key: k\n"
+	             "    rate_limits:\n"
+	             "      - {name: a, unit: minute, requests_per_unit: 60}\n"
+	             "      - {name: b, unit: minute, requests_per_unit: 60,\n"
+	             "         sub_windows: 16}\n"
+	             "      - {name: c, unit: second, requests_per_unit: 10,\n"
+	             "         sub_windows: 64}\n"
+	             "      - {name: e, unit: day, requests_per_unit: 10,\n"
+	             "         algorithm: fixed_window}\n");
+	assert_int_equal(r->nlimits, 4);
+	assert_int_equal(r->limits[0].params.sub_windows, 1);
+	assert_int_equal(r->limits[1].params.sub_windows, 16);
+	assert_int_equal(r->limits[2].params.sub_windows, 64);
+	assert_int_equal(r->limits[3].params.sub_windows, 1);
+	rk_rl_rules_free(r);
+}
+
+/* A bad K is refused with the file, line and field. */
+static void test_rules_refuse_bad_sub_windows_with_line(void **st)
+{
+	(void)st;
+	static const struct {
+		const char *text;
+		const char *want;
+	} cases[] = {
+	    {"domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: "
+	     "second, requests_per_unit: 5, sub_windows: 0}\n",
+	     "rules.yaml:4: field descriptors[0].rate_limit.sub_windows"},
+	    {"domain: d\ndescriptors:\n  - key: k\n    rate_limit:\n"
+	     "      unit: second\n      requests_per_unit: 5\n"
+	     "      sub_windows: 65\n",
+	     "rules.yaml:7: field descriptors[0].rate_limit.sub_windows"},
+	    {"domain: d\ndescriptors:\n  - key: k\n    rate_limit:\n"
+	     "      unit: second\n      requests_per_unit: 5\n"
+	     "      sub_windows: many\n",
+	     "rules.yaml:7: field descriptors[0].rate_limit.sub_windows"},
+	    {"domain: d\ndescriptors:\n  - key: k\n    rate_limit:\n"
+	     "      unit: second\n      requests_per_unit: 5\n"
+	     "      sub_windows: -4\n",
+	     "rules.yaml:7: field descriptors[0].rate_limit.sub_windows"},
+	    {"domain: d\ndescriptors:\n  - key: k\n    rate_limit:\n"
+	     "      unit: second\n      requests_per_unit: 5\n"
+	     "      algorithm: token_bucket\n      sub_windows: 4\n",
+	     "rules.yaml:8: field descriptors[0].rate_limit.sub_windows: "
+	     "only sliding_window_counter has sub_windows"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *err = parse_bad(cases[i].text);
+		printf("# case %zu: %s\n", i, err);
+		if (strstr(err, cases[i].want) == NULL)
+			fail_msg("case %zu: want \"%s\" in \"%s\"", i,
+			         cases[i].want, err);
+		free(err);
+	}
+}
+
 static void test_rules_missing_file_is_not_found(void **st)
 {
 	(void)st;
@@ -209,6 +272,8 @@ int main(void)
 	        test_rules_match_exact_then_wildcard_then_any_value),
 	    cmocka_unit_test(test_rules_accept_several_domains),
 	    cmocka_unit_test(test_rules_errors_name_file_and_line),
+	    cmocka_unit_test(test_rules_read_sub_windows_per_limit),
+	    cmocka_unit_test(test_rules_refuse_bad_sub_windows_with_line),
 	    cmocka_unit_test(test_rules_missing_file_is_not_found),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
