@@ -524,6 +524,11 @@ static void handle_describe(rk_rpc_call_t *call, const ProtobufCMessage *msg,
 		x->fail_open = l->fail_open;
 		x->has_near_limit_ppm = true;
 		x->near_limit_ppm = l->near_limit_ppm;
+		if (l->params.algorithm == RK_RL_SLIDING_WINDOW) {
+			x->has_sub_windows = true;
+			x->sub_windows =
+			    l->params.sub_windows ? l->params.sub_windows : 1;
+		}
 		list[n++] = x;
 	}
 	resp.n_rules = n;

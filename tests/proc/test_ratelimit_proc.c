@@ -550,6 +550,33 @@ static void test_ratelimit_stream_transport_shares_counts_with_nng(
 	assert_int_equal(check1(str, "nowhere", "client_id", "s", 1, &r),
 	                 RK_NOT_FOUND);
 
+	/* DescribeRules over the stream transport names each rule's
+	 * sub-windows: 1 (the classic counter) unless the file says more */
+	rk_rpc_client_opts_t rco = {.url = f->stream_url, .caller = "test"};
+	rk_rpc_client_t *rc = NULL;
+	assert_int_equal(rk_rpc_client_new(&rco, &rc), RK_OK);
+	Ringkv__V1__DescribeRulesRequest dreq =
+	    RINGKV__V1__DESCRIBE_RULES_REQUEST__INIT;
+	rk_rpc_result_t dres;
+	assert_int_equal(rk_rpc_call(rc, rk_rl_describe_rules_method(),
+	                             &dreq.base, 5000, &dres),
+	                 RK_OK);
+	const Ringkv__V1__DescribeRulesResponse *d = (const void *)dres.response;
+	int sliding = 0;
+	for (size_t i = 0; i < d->n_rules; i++) {
+		const Ringkv__V1__RateLimitRule *x = d->rules[i];
+		bool sw = x->algorithm ==
+		          RINGKV__V1__RATE_LIMIT_ALGORITHM__RATE_LIMIT_SLIDING_WINDOW_COUNTER;
+		assert_int_equal(x->has_sub_windows, sw);
+		if (sw) {
+			assert_int_equal(x->sub_windows, 1);
+			sliding++;
+		}
+	}
+	assert_true(sliding >= 2); /* per_second and hot_daily */
+	rk_rpc_result_clear(&dres);
+	rk_rpc_client_free(rc);
+
 	char bin[PATH_MAX], out[PATH_MAX];
 	assert_int_equal(rk_proc_bin_path("ringkv", bin, sizeof(bin)), 0);
 	snprintf(out, sizeof(out), "%s/cli.out", f->dir);
