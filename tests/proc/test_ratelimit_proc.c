@@ -522,8 +522,7 @@ static void test_ratelimit_bad_rules_stop_startup_naming_the_line(void **state)
 
 /* The stream transport serves the same checks on the same counts as the
  * nng port, and the command speaks it too. */
-static void test_ratelimit_stream_transport_shares_counts_with_nng(
-    void **state)
+static void test_ratelimit_stream_transport_shares_counts_with_nng(void **state)
 {
 	fixture_t *f = *state;
 	assert_int_equal(rk_proc_write_file(f->rules, rules_v1), 0);
@@ -561,12 +560,14 @@ static void test_ratelimit_stream_transport_shares_counts_with_nng(
 	assert_int_equal(rk_rpc_call(rc, rk_rl_describe_rules_method(),
 	                             &dreq.base, 5000, &dres),
 	                 RK_OK);
-	const Ringkv__V1__DescribeRulesResponse *d = (const void *)dres.response;
+	const Ringkv__V1__DescribeRulesResponse *d =
+	    (const void *)dres.response;
 	int sliding = 0;
 	for (size_t i = 0; i < d->n_rules; i++) {
 		const Ringkv__V1__RateLimitRule *x = d->rules[i];
-		bool sw = x->algorithm ==
-		          RINGKV__V1__RATE_LIMIT_ALGORITHM__RATE_LIMIT_SLIDING_WINDOW_COUNTER;
+		bool sw =
+		    x->algorithm ==
+		    RINGKV__V1__RATE_LIMIT_ALGORITHM__RATE_LIMIT_SLIDING_WINDOW_COUNTER;
 		assert_int_equal(x->has_sub_windows, sw);
 		if (sw) {
 			assert_int_equal(x->sub_windows, 1);
