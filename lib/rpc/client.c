@@ -29,9 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/clock.h"
-#include "core/workpool.h"
 #include "core/log.h"
 #include "ringkv/v1/common.pb-c.h"
 #include "rpc/frame.h"
@@ -65,8 +65,14 @@ struct rk_rpc_client {
 	atomic_bool closing; /* no new calls; ends calls in flight */
 	rk_stream_client_t *stream; /* stream:// URLs: the transport used
 	                               instead of the socket */
-	rk_workpool_t *async_pool;  /* runs asynchronous stream calls; made
-	                               on first use, under mu */
+	/* Threads for asynchronous stream calls, under mu (see
+	 * stream_call_async): */
+	struct stream_task *aq_head, *aq_tail; /* calls not yet started */
+	size_t aq_len;                         /* their number */
+	size_t athreads;                       /* call threads alive */
+	size_t aidle;                          /* of which waiting */
+	pthread_cond_t acv; /* wakes idle call threads; signalled too
+	                       when one exits */
 };
 
 enum call_phase { PHASE_SEND, PHASE_RECV };
@@ -349,9 +355,19 @@ static rk_status_t stream_call(rk_rpc_client_t *c, const rk_rpc_method_t *m,
 	return res->code;
 }
 
-/* An asynchronous stream call: packed at once, run on the client's pool. */
+/* An asynchronous stream call: packed at once, then run on one of the
+ * client's call threads. A stream call holds its thread until the answer,
+ * so a fixed pool of N threads would let N slow calls hold every later
+ * call past its deadline (client.h promises each call ends by its
+ * deadline). So the threads grow with the calls: a call that finds no idle
+ * thread starts one, up to ASYNC_THREADS_MAX (past that calls wait their
+ * turn); a thread idle for ASYNC_IDLE_MS exits. Threads are detached and
+ * counted in `athreads`; rk_rpc_client_free() waits for that to reach 0. */
+#define ASYNC_THREADS_MAX 256
+#define ASYNC_IDLE_MS     2000
+
 typedef struct stream_task {
-	rk_task_t task;                     /* pool link */
+	struct stream_task *next;           /* the client's queue */
 	rk_rpc_client_t *c;                 /* the client */
 	const rk_rpc_method_t *m;           /* the method called */
 	nng_msg *msg;                       /* the packed request */
@@ -364,10 +380,8 @@ typedef struct stream_task {
 	rk_rpc_result_t *res;               /* handed to done */
 } stream_task_t;
 
-static void stream_task_run(rk_task_t *t)
+static void stream_task_run(stream_task_t *st)
 {
-	stream_task_t *st =
-	    (stream_task_t *)((char *)t - offsetof(stream_task_t, task));
 	rk_rpc_client_t *c = st->c;
 	stream_exchange(c, st->m, st->msg, c->sealer ? st->nonce : NULL,
 	                st->deadline_ms, st->timeout_ms, st->res);
@@ -377,23 +391,81 @@ static void stream_task_run(rk_task_t *t)
 	call_release(c);
 }
 
+/* A call thread: runs queued calls until none has come for a while, or
+ * the client closes with none left. */
+static void *stream_thread_main(void *arg)
+{
+	rk_rpc_client_t *c = arg;
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		if (c->aq_head != NULL) {
+			stream_task_t *st = c->aq_head;
+			c->aq_head = st->next;
+			if (c->aq_head == NULL)
+				c->aq_tail = NULL;
+			c->aq_len--;
+			pthread_mutex_unlock(&c->mu);
+			stream_task_run(st);
+			pthread_mutex_lock(&c->mu);
+			continue;
+		}
+		if (atomic_load(&c->closing))
+			break;
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += ASYNC_IDLE_MS / 1000;
+		c->aidle++;
+		int rv = pthread_cond_timedwait(&c->acv, &c->mu, &until);
+		c->aidle--;
+		if (rv != 0 && c->aq_head == NULL)
+			break;
+	}
+	c->athreads--;
+	pthread_cond_broadcast(&c->acv);
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+/* Queues ST for a call thread, starting one if none is free. False when
+ * no thread could be had at all. */
+static bool stream_task_queue(rk_rpc_client_t *c, stream_task_t *st)
+{
+	bool ok = true;
+	pthread_mutex_lock(&c->mu);
+	st->next = NULL;
+	if (c->aq_tail != NULL)
+		c->aq_tail->next = st;
+	else
+		c->aq_head = st;
+	c->aq_tail = st;
+	c->aq_len++;
+	if (c->aidle >= c->aq_len) {
+		pthread_cond_signal(&c->acv);
+	} else if (c->athreads < ASYNC_THREADS_MAX) {
+		pthread_attr_t attr;
+		pthread_t t;
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &attr, stream_thread_main, c) == 0)
+			c->athreads++;
+		pthread_attr_destroy(&attr);
+		if (c->athreads == 0) {
+			/* Nobody to run it: take it back. */
+			c->aq_head = c->aq_tail = NULL;
+			c->aq_len = 0;
+			ok = false;
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+	return ok;
+}
+
 static rk_status_t stream_call_async(rk_rpc_client_t *c,
                                      const rk_rpc_method_t *m,
                                      const ProtobufCMessage *request,
                                      uint32_t timeout_ms, rk_rpc_done_fn done,
                                      void *arg, rk_rpc_result_t *why)
 {
-	pthread_mutex_lock(&c->mu);
-	if (c->async_pool == NULL && !atomic_load(&c->closing) &&
-	    rk_workpool_new(4, &c->async_pool) != RK_OK)
-		c->async_pool = NULL;
-	bool have_pool = c->async_pool != NULL;
-	pthread_mutex_unlock(&c->mu);
-	if (!have_pool) {
-		rk_rpc_result_set(why, RK_RESOURCE_EXHAUSTED,
-		                  "no call threads");
-		return why->code;
-	}
 	if (!call_admit(c, why))
 		return why->code;
 	stream_task_t *st = calloc(1, sizeof(*st));
@@ -405,7 +477,6 @@ static rk_status_t stream_call_async(rk_rpc_client_t *c,
 		rk_rpc_result_set(why, RK_RESOURCE_EXHAUSTED, "out of memory");
 		return why->code;
 	}
-	st->task.fn = stream_task_run;
 	st->c = c;
 	st->m = m;
 	st->done = done;
@@ -418,17 +489,17 @@ static rk_status_t stream_call_async(rk_rpc_client_t *c,
 	if (rk_rpc_request_pack(c->sealer, c->caller,
 	                        atomic_fetch_add(&c->trace_seq, 1),
 	                        c->max_frame, m, request, timeout_ms, &st->msg,
-	                        st->nonce, why) != RK_OK ||
-	    rk_workpool_submit(c->async_pool, &st->task) != RK_OK) {
-		if (why->code == RK_OK)
-			rk_rpc_result_set(why, RK_CANCELLED, "client closed");
-		nng_msg_free(st->msg);
-		rk_rpc_result_free(res);
-		free(st);
-		call_release(c);
-		return why->code;
+	                        st->nonce, why) == RK_OK) {
+		if (stream_task_queue(c, st))
+			return RK_OK;
+		rk_rpc_result_set(why, RK_RESOURCE_EXHAUSTED,
+		                  "no thread for the call");
 	}
-	return RK_OK;
+	nng_msg_free(st->msg);
+	rk_rpc_result_free(res);
+	free(st);
+	call_release(c);
+	return why->code;
 }
 
 /* ---------------------------------------------------------- public */
@@ -574,6 +645,11 @@ rk_status_t rk_rpc_client_new(const rk_rpc_client_opts_t *opts,
 	atomic_store(&c->trace_seq, seed);
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->acv, &ca);
+	pthread_condattr_destroy(&ca);
 
 	int rv;
 	rk_status_t st = RK_INTERNAL;
@@ -617,6 +693,7 @@ rk_status_t rk_rpc_client_new(const rk_rpc_client_opts_t *opts,
 	*out = c;
 	return RK_OK;
 fail:
+	pthread_cond_destroy(&c->acv);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
 	free(c->url);
@@ -633,9 +710,9 @@ void rk_rpc_client_free(rk_rpc_client_t *c)
 	atomic_store(&c->closing, true);
 	pthread_mutex_unlock(&c->mu);
 	if (c->stream != NULL) {
-		/* Blocked calls wake CANCELLED; queued ones run and end so. */
+		/* Blocked calls wake CANCELLED, synchronous or not; calls
+		 * not yet on a connection end so as they reach one. */
 		rk_stream_client_cancel(c->stream);
-		rk_workpool_free(c->async_pool);
 	} else {
 		nng_dialer_close(c->dialer);
 		nng_close(c->sock);
@@ -643,6 +720,10 @@ void rk_rpc_client_free(rk_rpc_client_t *c)
 	pthread_mutex_lock(&c->mu);
 	while (c->inflight > 0)
 		pthread_cond_wait(&c->cv, &c->mu);
+	/* Idle call threads see closing and an empty queue, and exit. */
+	pthread_cond_broadcast(&c->acv);
+	while (c->athreads > 0)
+		pthread_cond_wait(&c->acv, &c->mu);
 	pthread_mutex_unlock(&c->mu);
 	/* Their contexts went with the socket; the aios are ours. */
 	while (c->idle != NULL) {
@@ -652,6 +733,7 @@ void rk_rpc_client_free(rk_rpc_client_t *c)
 		free(slot);
 	}
 	rk_stream_client_free(c->stream);
+	pthread_cond_destroy(&c->acv);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
 	free(c->url);

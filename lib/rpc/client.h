@@ -72,14 +72,17 @@ rk_status_t rk_rpc_call(rk_rpc_client_t *c, const rk_rpc_method_t *method,
                         const ProtobufCMessage *request, uint32_t timeout_ms,
                         rk_rpc_result_t *res);
 
-/* Called once per asynchronous call, on an nng thread (must not block).
+/* Called once per asynchronous call, on an nng thread (stream:// URLs: on
+ * one of the client's call threads) that it must not block.
  * RES is heap memory the callback now owns: free it with
  * rk_rpc_result_free(), now or later. */
 typedef void (*rk_rpc_done_fn)(rk_rpc_result_t *res, void *arg);
 
 /* Starts a call and returns at once. If it returns RK_OK, DONE runs exactly
  * once; if it returns an error, DONE never runs. METHOD must outlive the
- * call (method handles are normally static). */
+ * call (method handles are normally static). Over stream:// each call in
+ * flight holds a call thread of the client, started as needed up to 256;
+ * calls beyond that wait for one (their deadline still runs). */
 rk_status_t rk_rpc_call_async(rk_rpc_client_t *c,
                               const rk_rpc_method_t *method,
                               const ProtobufCMessage *request,

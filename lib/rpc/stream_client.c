@@ -338,6 +338,13 @@ rk_status_t rk_stream_client_call(rk_stream_client_t *sc, const uint8_t *frame,
 	sconn_t *c = conn_get(sc, deadline_ms, res);
 	if (c == NULL)
 		return res->code;
+	if (left_ms(deadline_ms) == 0) {
+		/* Never send what the caller no longer waits for. */
+		conn_put(sc, c);
+		rk_rpc_result_set(res, RK_DEADLINE_EXCEEDED,
+		                  "not sent within %u ms", timeout_ms);
+		return res->code;
+	}
 	uint32_t id = c->next_id++;
 	uint8_t hdr[RK_STREAM_HEADER_BYTES];
 	rk_stream_header_put(hdr, (uint32_t)len, id);

@@ -22,8 +22,13 @@
  * Back-pressure. A peer that sends faster than it reads cannot make us
  * buffer without bound: a connection stops being read while it has
  * CONN_MAX_INFLIGHT calls unanswered or OUT_PAUSE bytes of answers queued,
- * and resumes when they drain. Frames already in its read buffer are still
- * served, and that buffer never holds more than one frame beyond IN_MIN.
+ * and resumes when they drain. Its read buffer never holds more than one
+ * frame beyond IN_MIN, but 64 KiB of tiny frames is thousands of calls
+ * (each with its arena): so serving stops at CONN_MAX_INFLIGHT too, and
+ * the frames left in the buffer (the backlog) wait, unread from the
+ * socket, until answers bring the count down. Then the connection asks
+ * for EPOLLOUT, which fires at once on a socket with room, and the loop
+ * serves the backlog: only the loop touches the read side.
  *
  * Frame sizes follow the nng transport: a frame over max_frame_bytes is
  * skipped unread and answered INVALID_ARGUMENT; one over twice that
@@ -74,6 +79,7 @@ struct rk_stream_conn {
 	pthread_mutex_t mu; /* the write side, see the essay */
 	bool closed;        /* the loop closed the socket */
 	bool write_failed;  /* a write failed: answers are dropped */
+	bool backlog;       /* frames wait in `in` for inflight to drop */
 	uint32_t events;    /* current epoll interest */
 	uint32_t inflight;  /* calls read and not yet answered */
 	uint8_t *out;       /* answers not yet written */
@@ -167,11 +173,12 @@ static void conn_interest_locked(rk_stream_conn_t *c)
 	if (c->closed)
 		return;
 	size_t queued = c->out_len - c->out_off;
+	bool room = c->inflight < CONN_MAX_INFLIGHT;
 	uint32_t want = EPOLLRDHUP;
-	if (c->inflight < CONN_MAX_INFLIGHT && queued < OUT_PAUSE)
+	if (room && queued < OUT_PAUSE && !c->backlog)
 		want |= EPOLLIN;
-	if (queued > 0)
-		want |= EPOLLOUT;
+	if (queued > 0 || (room && c->backlog))
+		want |= EPOLLOUT; /* the latter: a wake-up to serve it */
 	if (want == c->events)
 		return;
 	struct epoll_event ev = {.events = want, .data.ptr = c};
@@ -325,10 +332,12 @@ static void conn_close(rk_stream_conn_t *c, rk_stream_conn_t **dead)
 }
 
 /* Starts a call for the frame DATA[0..len) with request id ID, or for a
- * frame refused unread (DATA NULL: answered CODE, TEXT). False when no
- * call object could be had: the connection must go. */
+ * frame refused unread (DATA NULL: answered CODE, TEXT); *FULL says
+ * whether the connection had CONN_MAX_INFLIGHT calls unanswered with it.
+ * False when no call object could be had: the connection must go. */
 static bool conn_call(rk_stream_conn_t *c, uint32_t id, const uint8_t *data,
-                      size_t len, rk_status_t code, const char *text)
+                      size_t len, rk_status_t code, const char *text,
+                      bool *full)
 {
 	rk_rpc_call_t *w = call_get(c->loop->ss);
 	if (w == NULL)
@@ -338,6 +347,7 @@ static bool conn_call(rk_stream_conn_t *c, uint32_t id, const uint8_t *data,
 	atomic_fetch_add(&c->refs, 1);
 	pthread_mutex_lock(&c->mu);
 	c->inflight++;
+	*full = c->inflight >= CONN_MAX_INFLIGHT;
 	conn_interest_locked(c);
 	pthread_mutex_unlock(&c->mu);
 	if (data != NULL)
@@ -363,13 +373,24 @@ static bool conn_in_reserve(rk_stream_conn_t *c, size_t need)
 	return true;
 }
 
-/* Serves every whole frame in the read buffer and keeps the rest. False
- * when the connection must be closed. */
+/* Serves the whole frames in the read buffer, up to CONN_MAX_INFLIGHT
+ * unanswered calls, and keeps the rest (setting c->backlog when whole
+ * frames may be left). False when the connection must be closed. */
 static bool conn_frames(rk_stream_conn_t *c)
 {
 	size_t max_frame = c->loop->ss->srv->max_frame;
 	size_t off = 0;
+	pthread_mutex_lock(&c->mu);
+	bool full = c->inflight >= CONN_MAX_INFLIGHT;
+	pthread_mutex_unlock(&c->mu);
 	for (;;) {
+		if (full) {
+			pthread_mutex_lock(&c->mu);
+			c->backlog = true;
+			conn_interest_locked(c);
+			pthread_mutex_unlock(&c->mu);
+			break;
+		}
 		if (c->skip > 0) {
 			size_t take = c->in_len - off;
 			if (take > c->skip)
@@ -399,14 +420,14 @@ static bool conn_frames(rk_stream_conn_t *c)
 			off += RK_STREAM_HEADER_BYTES;
 			c->skip = len;
 			if (!conn_call(c, id, NULL, 0, RK_INVALID_ARGUMENT,
-			               text))
+			               text, &full))
 				return false;
 			continue;
 		}
 		if (c->in_len - off - RK_STREAM_HEADER_BYTES < len)
 			break;
 		if (!conn_call(c, id, c->in + off + RK_STREAM_HEADER_BYTES, len,
-		               RK_OK, NULL))
+		               RK_OK, NULL, &full))
 			return false;
 		off += RK_STREAM_HEADER_BYTES + len;
 	}
@@ -446,7 +467,7 @@ static void conn_read(rk_stream_conn_t *c, rk_stream_conn_t **dead)
 			conn_close(c, dead);
 			return;
 		}
-		if ((size_t)n < room || c->gone)
+		if ((size_t)n < room || c->gone || c->backlog)
 			return;
 		/* Stop at the back-pressure mark; epoll brings us back. */
 		pthread_mutex_lock(&c->mu);
@@ -455,6 +476,26 @@ static void conn_read(rk_stream_conn_t *c, rk_stream_conn_t **dead)
 		if (!reading)
 			return;
 	}
+}
+
+/* Serves frames left in the read buffer once calls have been answered
+ * (the loop is woken by EPOLLOUT for it; see the essay). */
+static void conn_serve_backlog(rk_stream_conn_t *c, rk_stream_conn_t **dead)
+{
+	pthread_mutex_lock(&c->mu);
+	bool go = c->backlog && c->inflight < CONN_MAX_INFLIGHT;
+	if (go)
+		c->backlog = false;
+	pthread_mutex_unlock(&c->mu);
+	if (!go)
+		return;
+	if (!conn_frames(c)) {
+		conn_close(c, dead);
+		return;
+	}
+	pthread_mutex_lock(&c->mu);
+	conn_interest_locked(c);
+	pthread_mutex_unlock(&c->mu);
 }
 
 /* ---------------------------------------------------------- accepting */
@@ -544,12 +585,14 @@ static void *loop_main(void *arg)
 			return NULL;
 		}
 		rk_stream_conn_t *dead = NULL;
+		bool stop = false;
 		for (int i = 0; i < n; i++) {
 			void *p = evs[i].data.ptr;
 			uint32_t e = evs[i].events;
 			if (p == &WAKE_TOKEN) {
-				if (atomic_load(&l->ss->stopping))
-					return NULL;
+				/* Not at once: connections closed earlier in
+				 * this round must still be released below. */
+				stop = atomic_load(&l->ss->stopping);
 				continue;
 			}
 			if (p == &LISTEN_TOKEN) {
@@ -563,9 +606,11 @@ static void *loop_main(void *arg)
 				conn_close(c, &dead);
 				continue;
 			}
-			if (e & EPOLLOUT)
+			if (e & EPOLLOUT) {
 				conn_flush(c);
-			if (e & (EPOLLIN | EPOLLHUP | EPOLLRDHUP))
+				conn_serve_backlog(c, &dead);
+			}
+			if (!c->gone && (e & (EPOLLIN | EPOLLHUP | EPOLLRDHUP)))
 				conn_read(c, &dead);
 		}
 		while (dead != NULL) {
@@ -573,6 +618,8 @@ static void *loop_main(void *arg)
 			conn_unref(dead);
 			dead = next;
 		}
+		if (stop)
+			return NULL;
 	}
 }
 
