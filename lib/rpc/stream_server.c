@@ -112,6 +112,8 @@ struct rk_stream_server {
 	size_t nloops;
 	atomic_size_t next_loop; /* round-robin dealer */
 	atomic_int nconns;       /* open connections */
+	rk_gauge_t *g_conns;     /* ringkv_rpc_stream_connections, or NULL */
+	rk_counter_t *c_refused; /* ..._stream_refused_total, or NULL */
 	atomic_bool stopping;    /* loops exit at their next wake-up */
 	bool stopped;            /* rk_stream_server_stop() ran */
 	pthread_mutex_t idle_mu; /* guards idle, nidle */
@@ -327,6 +329,8 @@ static void conn_close(rk_stream_conn_t *c, rk_stream_conn_t **dead)
 		c->next->prev = c->prev;
 	pthread_mutex_unlock(&l->mu);
 	atomic_fetch_sub(&l->ss->nconns, 1);
+	if (l->ss->g_conns != NULL)
+		rk_gauge_add(l->ss->g_conns, -1);
 	c->dead_next = *dead;
 	*dead = c;
 }
@@ -522,6 +526,8 @@ static void conn_open(rk_stream_server_t *ss, int fd)
 	l->conns = c;
 	pthread_mutex_unlock(&l->mu);
 	atomic_fetch_add(&ss->nconns, 1);
+	if (ss->g_conns != NULL)
+		rk_gauge_add(ss->g_conns, 1);
 	struct epoll_event ev = {.events = c->events, .data.ptr = c};
 	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
 		/* Cannot happen with a fresh descriptor; do not leak it. */
@@ -549,6 +555,8 @@ static void accept_all(rk_stream_server_t *ss)
 				        "connection refused",
 				        ss->srv->name);
 				close(ss->spare_fd);
+				if (ss->c_refused != NULL)
+					rk_counter_add(ss->c_refused, 1);
 				fd = accept(ss->lfd, NULL, NULL);
 				if (fd >= 0)
 					close(fd);
@@ -562,6 +570,8 @@ static void accept_all(rk_stream_server_t *ss)
 			rk_warn("rpc %s: %d stream connections open: "
 			        "connection refused",
 			        ss->srv->name, MAX_CONNS);
+			if (ss->c_refused != NULL)
+				rk_counter_add(ss->c_refused, 1);
 			close(fd);
 			continue;
 		}
@@ -707,6 +717,16 @@ rk_status_t rk_stream_server_start(rk_rpc_server_t *srv, const char *listen,
 		threads = n > 0 ? (size_t)n : 1;
 	}
 	ss->nloops = threads < MAX_LOOPS ? threads : MAX_LOOPS;
+	if (srv->metrics != NULL) {
+		ss->g_conns = rk_metrics_gauge(
+		    srv->metrics, "ringkv_rpc_stream_connections",
+		    "Connections open on the stream transport.", "");
+		ss->c_refused = rk_metrics_counter(
+		    srv->metrics, "ringkv_rpc_stream_refused_total",
+		    "Stream connections refused: too many open, or out of "
+		    "file descriptors.",
+		    "");
+	}
 	/* Owned by the server from here: stop and free clean up. */
 	*out = ss;
 	rk_status_t st = listen_on(ss, listen, err);

@@ -17,6 +17,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <poll.h>
+#include <sched.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -639,6 +640,38 @@ static void test_stream_bad_addresses_are_refused(void **state)
 	rk_rpc_server_free(s2);
 }
 
+/* Waits up to TIMEOUT_MS for gauge G to read WANT; returns its value. */
+static double gauge_wait(rk_gauge_t *g, double want, uint32_t timeout_ms)
+{
+	uint64_t until = rk_clock_mono_ms() + timeout_ms;
+	while (rk_gauge_value(g) != want && rk_clock_mono_ms() < until)
+		sched_yield();
+	return rk_gauge_value(g);
+}
+
+/* ringkv_rpc_stream_connections follows connections opened and closed. */
+static void test_stream_open_connections_are_on_metrics(void **state)
+{
+	fixture_t *f = *state;
+	start_server(f, false, NULL, 0);
+	start_client(f, NULL);
+	rk_gauge_t *g = rk_metrics_gauge(f->metrics,
+	                                 "ringkv_rpc_stream_connections", NULL,
+	                                 NULL);
+	assert_non_null(g);
+	assert_true(rk_gauge_value(g) == 0);
+	echo_ok(f, "one"); /* the client's connection, accepted and served */
+	assert_true(gauge_wait(g, 1, 5000) == 1);
+	int fd = raw_connect(f->port, 0);
+	assert_true(fd >= 0);
+	uint8_t frame[128];
+	size_t n = raw_echo_request(frame, "two", 3);
+	raw_expect(fd, 7, frame, n, RK_OK, NULL); /* served: accepted */
+	assert_true(gauge_wait(g, 2, 5000) == 2);
+	close(fd);
+	assert_true(gauge_wait(g, 1, 5000) == 1);
+}
+
 #define CASE(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -664,6 +697,7 @@ int main(void)
 	    CASE(test_stream_1_mib_answer_to_slow_reader_is_queued),
 	    CASE(test_stream_server_shutdown_with_open_conns_and_held_calls),
 	    CASE(test_stream_bad_addresses_are_refused),
+	    CASE(test_stream_open_connections_are_on_metrics),
 	};
 	int failed =
 	    cmocka_run_group_tests_name("rpc_stream", tests, NULL, NULL);
