@@ -49,12 +49,18 @@ fuzz:
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
 	      -DRINGKV_FUZZ=ON -DRINGKV_SANITIZE="address;undefined" \
 	      -DRINGKV_TESTS=OFF -DRINGKV_BENCH=OFF
-	cmake --build build-fuzz -j$(JOBS) --target fuzz-rpc-request fuzz-gossip
-	mkdir -p build-fuzz/corpus/rpc-request build-fuzz/corpus/gossip
+	cmake --build build-fuzz -j$(JOBS) --target fuzz-rpc-request fuzz-gossip \
+	      fuzz-lsm-log fuzz-lsm-block fuzz-lsm-table
+	mkdir -p build-fuzz/corpus/rpc-request build-fuzz/corpus/gossip \
+	      build-fuzz/corpus/lsm-log build-fuzz/corpus/lsm-block \
+	      build-fuzz/corpus/lsm-table
 	build-fuzz/bin/fuzz-rpc-request -max_total_time=$(FUZZ_SECONDS) \
 	      build-fuzz/corpus/rpc-request
 	build-fuzz/bin/fuzz-gossip -max_total_time=$(FUZZ_SECONDS) \
 	      build-fuzz/corpus/gossip
+	for t in log block table; do \
+	  build-fuzz/bin/fuzz-lsm-$$t -max_total_time=$(FUZZ_SECONDS) -close_fd_mask=2 \
+	      build-fuzz/corpus/lsm-$$t || exit 1; done
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD) build-fuzz

@@ -8,16 +8,25 @@
  * fresh databases; overwrite, readrandom, readseq, readmissing on the
  * fillrandom database; fillsync (--sync-num writes, fsync per write, one
  * thread) and fillbatch8 (the same number of synced writes from 8 threads:
- * group commit) on fresh databases. For each: ops/s, MB/s, p50/p99
- * latency. After the run: database size, write amplification (bytes the
- * process passed to write(2) during fillrandom + overwrite, over the user
- * bytes written, so all engines are measured the same way) and peak RSS
- * during fillrandom (VmHWM after resetting it through clear_refs).
+ * group commit) on fresh databases, run in alternating slices so that both
+ * see the same disk (its fsync latency drifts a lot within seconds). For each:
+ * ops/s, MB/s, p50/p99 latency. After the run: database size, write
+ * amplification (bytes the process passed to write(2) during fillrandom +
+ * overwrite, over the user bytes written, so all engines are measured the same
+ * way) and peak RSS during fillrandom (VmHWM after resetting it through
+ * clear_refs).
  *
- * Each engine runs in its own child process so RSS and page-cache effects
- * do not leak between them; results come back over a pipe.
+ * Each engine runs in its own child process so RSS and allocator state
+ * do not leak between them; results come back over a pipe. One run of
+ * every workload on fresh directories is a round, in three independent
+ * parts (fillseq; fillrandom and the workloads on its database; the synced
+ * fills); the engines take turns part by part (the first one rotates), and
+ * --rounds rounds (default 3) are run so that a burst of outside load or a
+ * page-cache effect hits every engine alike. report.c prints the medians,
+ * the spread and the ratios.
  *
- *   bench-lsm [--num N] [--sync-num N] [--dir DIR] [--engines a,b,c]
+ *   bench-lsm [--num N] [--sync-num N] [--rounds R] [--dir DIR]
+ *             [--engines a,b,c]
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -30,35 +39,10 @@
 
 #include "core/clock.h"
 #include "engines.h"
+#include "report.h"
 
 #define KEY_LEN 16
 #define VAL_LEN 100
-#define NWORK   8
-
-static const char *work_names[NWORK] = {
-    "fillseq", "fillrandom",  "overwrite", "readrandom",
-    "readseq", "readmissing", "fillsync",  "fillbatch8"};
-
-typedef struct result {
-	double ops_s;      /* operations a second */
-	double mb_s;       /* key+value MB a second */
-	double p50_us;     /* median latency */
-	double p99_us;     /* 99th percentile latency */
-	long ops;          /* operations done */
-	long found;        /* for reads: keys found */
-	long slow;         /* operations over 1 ms */
-	double slow_share; /* share of the time spent in them */
-	int ok;            /* the workload ran */
-} result_t;
-
-typedef struct report {
-	result_t r[NWORK];  /* per workload */
-	double db_mb;       /* size of the fillrandom db after the run */
-	double write_amp;   /* write(2) bytes / user bytes */
-	double rss_fill_mb; /* peak RSS during fillrandom */
-	double rss_peak_mb; /* peak RSS of the whole engine run */
-} report_t;
-
 static long num = 1000000;
 static long sync_num = 10000;
 static const char *base = "/tmp/rk-bench-lsm";
@@ -223,20 +207,18 @@ static void *sync_main(void *arg)
 	return NULL;
 }
 
-static int synced_fill(const bench_engine_t *e, int threads, result_t *r)
+/* Runs N synced writes of keys [FROM, FROM + N) from THREADS threads on
+ * DB; latencies go to LAT. Returns the elapsed ns, or 0 on error. */
+static uint64_t synced_slice(const bench_engine_t *e, void *db, int threads,
+                             long from, long n, uint32_t *l)
 {
-	char dir[4200];
-	path_of(dir, sizeof(dir), e, threads > 1 ? "fillbatch8" : "fillsync");
-	rmrf(dir);
-	void *db = e->open(dir, threads > 1 ? 2 : 1);
-	if (db == NULL)
-		return -1;
 	sync_worker_t w[8];
 	pthread_t th[8];
-	long per = sync_num / threads;
+	long per = n / threads;
 	uint64_t t0 = rk_clock_mono_ns();
 	for (int i = 0; i < threads; i++) {
-		w[i] = (sync_worker_t){e, db, i * per, per, lat + i * per, 0};
+		w[i] =
+		    (sync_worker_t){e, db, from + i * per, per, l + i * per, 0};
 		pthread_create(&th[i], NULL, sync_main, &w[i]);
 	}
 	int err = 0;
@@ -244,11 +226,54 @@ static int synced_fill(const bench_engine_t *e, int threads, result_t *r)
 		pthread_join(th[i], NULL);
 		err |= w[i].err;
 	}
-	nlat = per * threads;
-	finish(r, per * threads, rk_clock_mono_ns() - t0, KEY_LEN + VAL_LEN);
-	e->close(db);
-	rmrf(dir);
-	return err ? -1 : 0;
+	uint64_t ns = rk_clock_mono_ns() - t0;
+	return err ? 0 : ns;
+}
+
+#define SYNC_SLICES 5
+
+/* fillsync (one thread, fsync per write) and fillbatch8 (8 threads, group
+ * commit), each sync_num writes on its own fresh database, run in
+ * SYNC_SLICES alternating slices: the disk's fsync latency drifts by 2x
+ * and more within seconds on this machine, and the batch/sync ratio is
+ * only meaningful if both see the same disk. */
+static int synced_fills(const bench_engine_t *e, result_t *rs, result_t *rb)
+{
+	char ds[4200], dbt[4200];
+	path_of(ds, sizeof(ds), e, "fillsync");
+	path_of(dbt, sizeof(dbt), e, "fillbatch8");
+	rmrf(ds);
+	rmrf(dbt);
+	void *s = e->open(ds, 1), *b = e->open(dbt, 2);
+	if (s == NULL || b == NULL)
+		return -1;
+	long slice = sync_num / SYNC_SLICES / 8 * 8;
+	if (slice < 8)
+		slice = 8;
+	long n = sync_num / slice * slice;
+	uint64_t ns_s = 0, ns_b = 0;
+	int err = 0;
+	for (long from = 0; from < n && !err; from += slice) {
+		uint64_t a = synced_slice(e, s, 1, from, slice, lat + from);
+		uint64_t c = synced_slice(e, b, 8, from, slice, lat + n + from);
+		err = a == 0 || c == 0;
+		ns_s += a;
+		ns_b += c;
+	}
+	e->close(s);
+	e->close(b);
+	rmrf(ds);
+	rmrf(dbt);
+	if (err)
+		return -1;
+	/* finish() takes the first nlat latencies: fillsync's, then
+	 * fillbatch8's moved down. */
+	nlat = n;
+	finish(rs, n, ns_s, KEY_LEN + VAL_LEN);
+	memmove(lat, lat + n, (size_t)n * sizeof(uint32_t));
+	nlat = n;
+	finish(rb, n, ns_b, KEY_LEN + VAL_LEN);
+	return 0;
 }
 
 static long proc_field(const char *file, const char *field)
@@ -290,11 +315,25 @@ static void reset_hwm(void)
 	}
 }
 
-static int run_engine(const bench_engine_t *e, report_t *rep)
+/* The three independent parts of a round: 0 fillseq; 1 fillrandom and
+ * the workloads on its database; 2 the synced fills. Each runs in its own
+ * child process and fills only its own fields of REP. */
+#define NPARTS 3
+
+static int run_part(const bench_engine_t *e, int part, report_t *rep)
 {
 	char dir[4200];
 	memset(rep, 0, sizeof(*rep));
 	rnd_state = 0x2545F4914F6CDD1Dull;
+	if (part == 2) {
+		if (synced_fills(e, &rep->r[6], &rep->r[7]) != 0)
+			return -1;
+		rep->rss_peak_mb =
+		    proc_field("/proc/self/status", "VmHWM:") / 1024.0;
+		return 0;
+	}
+	if (part == 1)
+		goto random_part;
 
 	path_of(dir, sizeof(dir), e, "fillseq");
 	rmrf(dir);
@@ -303,7 +342,10 @@ static int run_engine(const bench_engine_t *e, report_t *rep)
 		return -1;
 	e->close(db);
 	rmrf(dir);
+	rep->rss_peak_mb = proc_field("/proc/self/status", "VmHWM:") / 1024.0;
+	return 0;
 
+random_part:
 	path_of(dir, sizeof(dir), e, "fillrandom");
 	rmrf(dir);
 	long w0 = proc_field("/proc/self/io", "wchar: ");
@@ -331,38 +373,100 @@ static int run_engine(const bench_engine_t *e, report_t *rep)
 	e->close(db);
 	rep->db_mb = dir_mb(dir);
 	rmrf(dir);
-
-	if (synced_fill(e, 1, &rep->r[6]) != 0 ||
-	    synced_fill(e, 8, &rep->r[7]) != 0)
-		return -1;
 	rep->rss_peak_mb = proc_field("/proc/self/status", "VmHWM:") / 1024.0;
 	return 0;
+}
+
+/* Merges part P's fields of FROM into TO. */
+static void merge_part(report_t *to, const report_t *from, int p)
+{
+	if (p == 0) {
+		to->r[0] = from->r[0];
+	} else if (p == 1) {
+		for (int w = 1; w < 6; w++)
+			to->r[w] = from->r[w];
+		to->db_mb = from->db_mb;
+		to->write_amp = from->write_amp;
+		to->rss_fill_mb = from->rss_fill_mb;
+	} else {
+		to->r[6] = from->r[6];
+		to->r[7] = from->r[7];
+	}
+	if (from->rss_peak_mb > to->rss_peak_mb)
+		to->rss_peak_mb = from->rss_peak_mb;
+}
+
+/* Runs part PART of engine E in a child process (so RSS and allocator
+ * state do not leak between engines) and reads its report back over a
+ * pipe. 1 on success. */
+static int run_child(const bench_engine_t *e, int part, report_t *out)
+{
+	int p[2];
+	if (pipe(p) != 0)
+		return 0;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return 0;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		report_t r;
+		int rc = run_part(e, part, &r);
+		if (rc == 0 && write(p[1], &r, sizeof(r)) != sizeof(r))
+			rc = -1;
+		_exit(rc == 0 ? 0 : 1);
+	}
+	close(p[1]);
+	ssize_t got = read(p[0], out, sizeof(*out));
+	close(p[0]);
+	int status;
+	waitpid(pid, &status, 0);
+	return got == (ssize_t)sizeof(*out) && WIFEXITED(status) &&
+	       WEXITSTATUS(status) == 0;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: bench-lsm [--num N] [--sync-num N] "
+	                "[--rounds R] [--dir DIR] [--engines a,b,c]\n");
 }
 
 int main(int argc, char **argv)
 {
 	const char *want = "ringkv,leveldb,rocksdb";
-	for (int i = 1; i + 1 < argc; i += 2) {
+	int rounds = 3;
+	for (int i = 1; i < argc; i += 2) {
+		if (i + 1 >= argc) {
+			usage();
+			return 2;
+		}
 		if (!strcmp(argv[i], "--num"))
 			num = atol(argv[i + 1]);
 		else if (!strcmp(argv[i], "--sync-num"))
 			sync_num = atol(argv[i + 1]);
+		else if (!strcmp(argv[i], "--rounds"))
+			rounds = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--dir"))
 			base = argv[i + 1];
 		else if (!strcmp(argv[i], "--engines"))
 			want = argv[i + 1];
 		else {
-			fprintf(stderr,
-			        "usage: bench-lsm [--num N] [--sync-num N]"
-			        " [--dir DIR] [--engines a,b,c]\n");
+			usage();
 			return 2;
 		}
 	}
-	if (num < 1000 || sync_num < 8) {
-		fprintf(stderr, "bench-lsm: --num >= 1000, --sync-num >= 8\n");
+	if (num < 1000 || sync_num < 8 || rounds < 1 || rounds > MAX_ROUNDS) {
+		fprintf(stderr,
+		        "bench-lsm: --num >= 1000, --sync-num >= 8, "
+		        "--rounds 1..%d\n",
+		        MAX_ROUNDS);
 		return 2;
 	}
-	const bench_engine_t *all[3];
+	const bench_engine_t *all[MAX_ENG];
+	const char *names[MAX_ENG];
 	int ne = 0;
 	if (strstr(want, "ringkv"))
 		all[ne++] = &bench_engine_rk;
@@ -378,101 +482,50 @@ int main(int argc, char **argv)
 #else
 	printf("(RocksDB not found at build time: run bench/lsm/run.sh)\n");
 #endif
+	if (ne == 0) {
+		usage();
+		return 2;
+	}
+	for (int i = 0; i < ne; i++)
+		names[i] = all[i]->name;
 	make_values();
 	lat = malloc(sizeof(uint32_t) *
-	             (size_t)(num * 2 > sync_num ? num * 2 : sync_num));
+	             (size_t)(num > sync_num ? num * 2 : sync_num * 2));
 	char cmd[4300];
 	snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", base);
 	if (lat == NULL || system(cmd) != 0)
 		return 1;
 	printf("bench-lsm: %ld ops, keys %d bytes, values %d bytes (half "
-	       "compressible), sync workloads %ld writes, dir %s\n",
-	       num, KEY_LEN, VAL_LEN, sync_num, base);
-	fflush(stdout);
+	       "compressible), sync workloads %ld writes, dir %s, %d rounds, "
+	       "engines alternating\n",
+	       num, KEY_LEN, VAL_LEN, sync_num, base, rounds);
 
-	report_t reps[3];
-	int ok[3] = {0};
-	for (int i = 0; i < ne; i++) {
-		int p[2];
-		if (pipe(p) != 0)
-			return 1;
-		pid_t pid = fork();
-		if (pid == 0) {
-			close(p[0]);
-			report_t r;
-			int rc = run_engine(all[i], &r);
-			if (rc == 0 && write(p[1], &r, sizeof(r)) != sizeof(r))
-				rc = -1;
-			_exit(rc == 0 ? 0 : 1);
-		}
-		close(p[1]);
-		ssize_t got = read(p[0], &reps[i], sizeof(reps[i]));
-		close(p[0]);
-		int status;
-		waitpid(pid, &status, 0);
-		ok[i] = got == (ssize_t)sizeof(reps[i]) && WIFEXITED(status) &&
-		        WEXITSTATUS(status) == 0;
-		if (!ok[i])
-			printf("%s: failed\n", all[i]->name);
+	static report_t reps[MAX_ROUNDS][MAX_ENG];
+	static int ok[MAX_ROUNDS][MAX_ENG];
+	for (int k = 0; k < rounds; k++) {
+		/* Engines take turns part by part, so the same workload runs on
+		 * each within seconds of the others; each part starts with the
+		 * next engine, so none always runs first or last. */
+		printf("round %d:", k + 1);
+		for (int i = 0; i < ne; i++)
+			ok[k][i] = 1;
+		uint64_t t0 = rk_clock_mono_ns();
+		for (int p = 0; p < NPARTS; p++)
+			for (int j = 0; j < ne; j++) {
+				int i = (j + k + p) % ne;
+				report_t r;
+				if (run_child(all[i], p, &r))
+					merge_part(&reps[k][i], &r, p);
+				else
+					ok[k][i] = 0;
+			}
+		for (int i = 0; i < ne; i++)
+			if (!ok[k][i])
+				printf(" %s FAILED", all[i]->name);
+		printf(" %.0f s\n", (double)(rk_clock_mono_ns() - t0) / 1e9);
+		fflush(stdout);
 	}
-
-	printf("\n%-12s %-8s %12s %9s %10s %10s %s\n", "workload", "engine",
-	       "ops/s", "MB/s", "p50 us", "p99 us", "notes");
-	for (int w = 0; w < NWORK; w++) {
-		for (int i = 0; i < ne; i++) {
-			if (!ok[i])
-				continue;
-			const result_t *r = &reps[i].r[w];
-			char note[96] = "";
-			int m = 0;
-			if (w == 3 || w == 5)
-				m = snprintf(note, sizeof(note),
-				             "%ld of %ld found", r->found,
-				             r->ops);
-			if (r->slow > 0 && w < 6)
-				snprintf(
-				    note + m, sizeof(note) - (size_t)m,
-				    "%s%ld ops > 1 ms (%.0f%% of the time)",
-				    m ? "; " : "", r->slow,
-				    r->slow_share * 100);
-			printf("%-12s %-8s %12.0f %9.1f %10.2f %10.2f %s\n",
-			       work_names[w], all[i]->name, r->ops_s, r->mb_s,
-			       r->p50_us, r->p99_us, note);
-		}
-	}
-	printf("\n%-8s %10s %10s %14s %14s\n", "engine", "db MB", "write amp",
-	       "RSS fill MB", "RSS peak MB");
-	for (int i = 0; i < ne; i++)
-		if (ok[i])
-			printf("%-8s %10.1f %10.2f %14.1f %14.1f\n",
-			       all[i]->name, reps[i].db_mb, reps[i].write_amp,
-			       reps[i].rss_fill_mb, reps[i].rss_peak_mb);
-	if (ok[0] && ne > 1) {
-		printf("\nratios: ringkv ops/s over each peer (>= 1.0 means "
-		       "ringkv is at least as fast)\n%-12s",
-		       "workload");
-		for (int i = 1; i < ne; i++)
-			printf(" %10s", all[i]->name);
-		printf("\n");
-		for (int w = 0; w < NWORK; w++) {
-			printf("%-12s", work_names[w]);
-			for (int i = 1; i < ne; i++)
-				printf(" %10.2f", ok[i] ? reps[0].r[w].ops_s /
-				                              reps[i].r[w].ops_s
-				                        : 0.0);
-			printf("\n");
-		}
-		for (int i = 1; i < ne; i++)
-			if (ok[i])
-				printf("RSS during fillrandom, ringkv / %s: "
-				       "%.2f\n",
-				       all[i]->name,
-				       reps[0].rss_fill_mb /
-				           reps[i].rss_fill_mb);
-	}
-	if (ok[0])
-		printf("ringkv fillbatch8 / fillsync: %.1fx\n",
-		       reps[0].r[7].ops_s / reps[0].r[6].ops_s);
+	bench_report_print(rounds, ne, names, reps, ok);
 	free(lat);
 	return 0;
 }

@@ -72,7 +72,8 @@ static void rk_close(void *db)
 		    "[ringkv stats] flushes %llu compactions %llu (moves "
 		    "%llu) write amp %.2f space amp %.2f slowdowns %llu "
 		    "(%.1f ms) stalls %llu (%.1f ms) cache hits %llu misses "
-		    "%llu L0..L3 tables %llu/%llu/%llu/%llu\n",
+		    "%llu L0..L3 tables %llu/%llu/%llu/%llu write groups %llu "
+		    "syncs %llu (%.1f ms) gather %.1f ms\n",
 		    (unsigned long long)s.flushes,
 		    (unsigned long long)s.compactions,
 		    (unsigned long long)s.trivial_moves, s.write_amp,
@@ -83,7 +84,10 @@ static void rk_close(void *db)
 		    (unsigned long long)s.level_tables[0],
 		    (unsigned long long)s.level_tables[1],
 		    (unsigned long long)s.level_tables[2],
-		    (unsigned long long)s.level_tables[3]);
+		    (unsigned long long)s.level_tables[3],
+		    (unsigned long long)s.write_groups,
+		    (unsigned long long)s.syncs, s.sync_us / 1000.0,
+		    s.gather_us / 1000.0);
 	}
 	rk_lsm_close(db);
 }

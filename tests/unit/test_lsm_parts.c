@@ -45,6 +45,35 @@ static void test_crc32c_matches_the_standard_check_value(void **state)
 	assert_int_not_equal(rk_crc32c_mask(whole), whole);
 }
 
+static void test_crc32c_three_stream_path_matches_small_pieces(void **state)
+{
+	(void)state;
+	/* Buffers of 768 bytes and more take the interleaved path (short
+	 * and long runs); pieces under 768 bytes never do. Both must agree,
+	 * from every alignment. */
+	enum { N = 60000 };
+	uint8_t *buf = malloc(N + 8);
+	assert_non_null(buf);
+	uint64_t x = 7;
+	for (int i = 0; i < N + 8; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		buf[i] = (uint8_t)(x >> 56);
+	}
+	size_t lens[] = {767, 768, 769, 4096, 4101, 24575, 24576, 30000, N};
+	for (size_t a = 0; a < 8; a++)
+		for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+			uint32_t pieces = 0;
+			for (size_t off = 0; off < lens[l]; off += 500) {
+				size_t m =
+				    lens[l] - off < 500 ? lens[l] - off : 500;
+				pieces =
+				    rk_crc32c_extend(pieces, buf + a + off, m);
+			}
+			assert_int_equal(rk_crc32c(buf + a, lens[l]), pieces);
+		}
+	free(buf);
+}
+
 static void test_siphash_depends_on_key_and_every_byte(void **state)
 {
 	(void)state;
@@ -642,6 +671,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_crc32c_matches_the_standard_check_value),
+	    cmocka_unit_test(
+	        test_crc32c_three_stream_path_matches_small_pieces),
 	    cmocka_unit_test(test_siphash_depends_on_key_and_every_byte),
 	    cmocka_unit_test(test_batch_walk_refuses_every_truncation),
 	    cmocka_unit_test(test_wal_replays_all_then_stops_at_torn_tail),

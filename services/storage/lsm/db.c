@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "batch.h"
@@ -367,7 +368,11 @@ rk_status_t rk_lsm_open(const char *dir, const rk_lsm_options_t *o,
 	pthread_mutex_init(&db->mu, NULL);
 	pthread_cond_init(&db->bg_cv, NULL);
 	pthread_cond_init(&db->sync_cv, NULL);
-	pthread_cond_init(&db->wq_cv, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&db->wq_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	rk_db_bg_init(db);
 	rk_status_t st = RK_RESOURCE_EXHAUSTED;
 	db->dir = strdup(dir);

@@ -24,13 +24,23 @@
 #include "version.h"
 #include "wal.h"
 
+/* Writer thread ids remembered per group for the group commit. */
+#define RK_DB_RECENT 64
+
 typedef struct rk_writer rk_writer_t;
+/* What a queued writer is waiting for (rk_writer_t.state). */
+enum { RK_WRITER_WAITING, RK_WRITER_LEADS, RK_WRITER_DONE };
+
+/* One rk_db_write() call in the writer queue; lives on its caller's stack.
+ * The leader hands a writer its fate by storing `state` and waking it with
+ * a futex on that word: no mutex, so the writers it wakes neither pile onto
+ * db->mu nor bounce on a condition variable's mutex. */
 struct rk_writer {
 	rk_lsm_batch_t *batch; /* NULL for a forced memtable switch */
-	bool done;             /* set by the leader that committed it */
-	rk_status_t status;    /* its outcome */
-	pthread_cond_t cv;     /* signalled when done or when it leads */
-	rk_writer_t *next;     /* queue link */
+	unsigned tid;          /* the calling thread's small id */
+	atomic_int state;      /* RK_WRITER_*: set once, release/acquire */
+	rk_status_t status;    /* its outcome, written before state */
+	rk_writer_t *next;     /* (db->mu) queue link */
 };
 
 struct rk_lsm {
@@ -49,13 +59,18 @@ struct rk_lsm {
 	atomic_uint_fast64_t last_seq; /* newest committed sequence */
 	rk_writer_t *wq_head;          /* (mu) writer queue, leader first */
 	rk_writer_t *wq_tail;          /* (mu) last writer */
-	pthread_cond_t wq_cv; /* a writer queued: wakes a gathering leader */
-	size_t last_group;    /* (mu) writers in the last group committed */
-	rk_workpool_t *pool;  /* one background worker */
-	rk_task_t bg_task;    /* the flush/compaction task */
-	bool bg_running;      /* (mu) bg task queued or running */
-	bool shutting_down;   /* (mu) close has started */
-	rk_status_t bg_error; /* (mu) sticky; writes fail with it */
+	size_t wq_len;        /* (mu) writers queued, the leader included */
+	size_t gather_want;   /* (mu) queue length a gathering leader awaits */
+	pthread_cond_t wq_cv; /* (mu) wakes a gathering leader (monotonic) */
+	unsigned recent[2][RK_DB_RECENT]; /* (mu) thread ids of the last two
+	                                     groups, [0] the newest */
+	size_t nrecent[2];                /* (mu) how many in each */
+	uint64_t sync_ns;                 /* (mu) moving mean fdatasync time */
+	rk_workpool_t *pool;              /* one background worker */
+	rk_task_t bg_task;                /* the flush/compaction task */
+	bool bg_running;                  /* (mu) bg task queued or running */
+	bool shutting_down;               /* (mu) close has started */
+	rk_status_t bg_error;             /* (mu) sticky; writes fail with it */
 	uint8_t *compact_ptr[RK_LSM_LEVELS];   /* (mu) round-robin position */
 	size_t compact_ptr_len[RK_LSM_LEVELS]; /* its length */
 	uint64_t *snaps;                 /* (mu) sequences of live iterators */

@@ -10,12 +10,23 @@
  * writev, syncs if the policy says so, and inserts them into the memtable.
  * Only then does it publish the group's last sequence, so a reader's
  * snapshot never sees half a batch, and wake the group. Writers that came
- * during the sync form the next group: that is the group commit.
+ * during the sync form the next group: that is the group commit. Under
+ * `batch` the leader first gathers (see gather()) so that a steady set of
+ * writers shares one fdatasync instead of taking turns in halves.
+ *
+ * Followers sleep on a futex on their own rk_writer_t.state, not on db->mu:
+ * the leader unlinks its group under mu, drops mu, then hands the lead to
+ * the next queued writer and wakes its followers one by one, so waking 8
+ * writers costs 8 futex wakes and no convoy on db->mu.
  */
 #include "db.h"
 
 #include <errno.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <string.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -103,64 +114,124 @@ static rk_status_t make_room(rk_lsm_t *db, bool force)
 	}
 }
 
-static size_t queued(const rk_lsm_t *db)
+/* A small id per writing thread, for telling group members apart. */
+static atomic_uint next_tid = 1;
+static _Thread_local unsigned my_tid;
+
+static unsigned thread_id(void)
 {
-	size_t n = 0;
-	for (const rk_writer_t *x = db->wq_head; x != NULL; x = x->next)
-		n++;
+	if (my_tid == 0)
+		my_tid = atomic_fetch_add(&next_tid, 1);
+	return my_tid;
+}
+
+/* Distinct threads in the last two groups (mu held). */
+static size_t recent_writers(const rk_lsm_t *db)
+{
+	size_t n = db->nrecent[0];
+	for (size_t j = 0; j < db->nrecent[1]; j++) {
+		size_t i = 0;
+		while (i < db->nrecent[0] &&
+		       db->recent[0][i] != db->recent[1][j])
+			i++;
+		n += i == db->nrecent[0];
+	}
 	return n;
 }
 
-/* Group commit window (batch policy, mu held): when the last group shows
- * that several threads write, wait until writers stop arriving for
- * GATHER_QUIET_US (bounded by GATHER_MAX_US) so that one fdatasync covers
- * them all, instead of alternating half-size groups. A lone writer never
- * waits. */
-#define GATHER_QUIET_US 100
-#define GATHER_MAX_US   2000
+/* Group commit gathering (batch policy, mu held).
+ *
+ * A plain writer queue splits a steady set of writers into two halves
+ * that take turns: while group A syncs, the others queue up as group B;
+ * B's leader starts the moment A is done, before A's writers (just woken)
+ * are back, so each fdatasync carries half of them. Instead, the leader
+ * waits until as many writers are queued as there were distinct threads
+ * in the last two groups (those that are still writing come back within
+ * microseconds of being woken), bounded by half of the mean fdatasync time
+ * (and GATHER_MAX_US), so that a thread that stopped writing costs at most
+ * that once or twice before it drops out of the count. A lone writer
+ * never waits. */
+#define GATHER_MIN_US 20
+#define GATHER_MAX_US 2000
 
 static void gather(rk_lsm_t *db)
 {
-	uint64_t deadline = rk_clock_mono_ns() + GATHER_MAX_US * 1000ull;
-	size_t n = queued(db);
-	while (rk_clock_mono_ns() < deadline) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + GATHER_QUIET_US * 1000ull;
-		ts.tv_sec += (time_t)(ns / 1000000000u);
-		ts.tv_nsec = (long)(ns % 1000000000u);
-		pthread_cond_timedwait(&db->wq_cv, &db->mu, &ts);
-		size_t m = queued(db);
-		if (m == n)
-			break; /* quiet: nobody else is coming soon */
-		n = m;
+	size_t want = recent_writers(db);
+	if (want <= 1 || db->wq_len >= want)
+		return;
+	uint64_t us = db->sync_ns / 2000;
+	us = us < GATHER_MIN_US   ? GATHER_MIN_US
+	     : us > GATHER_MAX_US ? GATHER_MAX_US
+	                          : us;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t ns = (uint64_t)ts.tv_nsec + us * 1000u;
+	ts.tv_sec += (time_t)(ns / 1000000000u);
+	ts.tv_nsec = (long)(ns % 1000000000u);
+	uint64_t t0 = rk_clock_mono_ns();
+	db->gather_want = want;
+	while (db->wq_len < want &&
+	       pthread_cond_timedwait(&db->wq_cv, &db->mu, &ts) == 0)
+		;
+	db->gather_want = 0;
+	db->st.gather_us += (rk_clock_mono_ns() - t0) / 1000;
+}
+
+/* Remembers the thread ids of the group FIRST..LAST (mu held). */
+static void remember_group(rk_lsm_t *db, const rk_writer_t *first,
+                           const rk_writer_t *last)
+{
+	memcpy(db->recent[1], db->recent[0], sizeof(db->recent[0]));
+	db->nrecent[1] = db->nrecent[0];
+	size_t n = 0;
+	for (const rk_writer_t *x = first; n < RK_DB_RECENT; x = x->next) {
+		db->recent[0][n++] = x->tid;
+		if (x == last)
+			break;
 	}
+	db->nrecent[0] = n;
+}
+
+/* Tells queued writer X its fate. X may return, and its rk_writer_t
+ * vanish, as soon as the store is done; the wake that follows may then
+ * land on a word some later futex wait uses, which only costs that waiter
+ * a spurious wake-up (every wait re-checks its word in a loop). */
+static void set_state(rk_writer_t *x, int state, rk_status_t st)
+{
+	x->status = st;
+	atomic_store_explicit(&x->state, state, memory_order_release);
+	syscall(SYS_futex, &x->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 rk_status_t rk_db_write(rk_lsm_t *db, rk_lsm_batch_t *b, bool force_switch)
 {
 	if (b != NULL && b->count == 0)
 		return RK_OK;
-	rk_writer_t w = {.batch = b};
-	pthread_cond_init(&w.cv, NULL);
+	rk_writer_t w = {.batch = b, .tid = thread_id()};
+	atomic_init(&w.state, RK_WRITER_WAITING);
 	pthread_mutex_lock(&db->mu);
 	if (db->wq_tail != NULL)
 		db->wq_tail->next = &w;
 	else
 		db->wq_head = &w;
 	db->wq_tail = &w;
-	pthread_cond_signal(&db->wq_cv);
-	while (!w.done && db->wq_head != &w)
-		pthread_cond_wait(&w.cv, &db->mu);
-	if (w.done) {
+	if (++db->wq_len == db->gather_want)
+		pthread_cond_signal(&db->wq_cv);
+	if (db->wq_head != &w) {
 		pthread_mutex_unlock(&db->mu);
-		pthread_cond_destroy(&w.cv);
-		return w.status;
+		int state;
+		while ((state = atomic_load_explicit(&w.state,
+		                                     memory_order_acquire)) ==
+		       RK_WRITER_WAITING)
+			syscall(SYS_futex, &w.state, FUTEX_WAIT_PRIVATE,
+			        RK_WRITER_WAITING, NULL, NULL, 0);
+		if (state == RK_WRITER_DONE)
+			return w.status;
+		pthread_mutex_lock(&db->mu); /* it leads now */
 	}
 
 	rk_status_t st = make_room(db, force_switch);
-	if (st == RK_OK && b != NULL && db->o.sync == RK_LSM_SYNC_BATCH &&
-	    db->last_group > 1)
+	if (st == RK_OK && b != NULL && db->o.sync == RK_LSM_SYNC_BATCH)
 		gather(db);
 	rk_writer_t *last = &w;
 	if (st == RK_OK && b != NULL) {
@@ -174,7 +245,7 @@ rk_status_t rk_db_write(rk_lsm_t *db, rk_lsm_batch_t *b, bool force_switch)
 				n++;
 			}
 		}
-		db->last_group = n;
+		remember_group(db, &w, last);
 		rk_slice_t stackv[64];
 		rk_slice_t *v = n <= 64 ? stackv : malloc(n * sizeof(*v));
 		uint64_t seq = atomic_load(&db->last_seq) + 1;
@@ -198,8 +269,11 @@ rk_status_t rk_db_write(rk_lsm_t *db, rk_lsm_batch_t *b, bool force_switch)
 		st = v != NULL ? rk_wal_append(wal, v, n)
 		               : RK_RESOURCE_EXHAUSTED;
 		bool synced = false;
+		uint64_t sync_ns = 0;
 		if (st == RK_OK && db->o.sync != RK_LSM_SYNC_PERIODIC) {
+			uint64_t t0 = rk_clock_mono_ns();
 			st = rk_wal_sync(wal);
+			sync_ns = rk_clock_mono_ns() - t0;
 			synced = true;
 		}
 		for (rk_writer_t *x = &w; st == RK_OK; x = x->next) {
@@ -224,26 +298,35 @@ rk_status_t rk_db_write(rk_lsm_t *db, rk_lsm_batch_t *b, bool force_switch)
 			db->bg_error = st;
 		}
 		db->st.write_groups++;
-		if (synced)
+		if (synced) {
 			db->st.syncs++;
-	}
-	for (;;) {
-		rk_writer_t *x = db->wq_head;
-		db->wq_head = x->next;
-		if (db->wq_head == NULL)
-			db->wq_tail = NULL;
-		if (x != &w) {
-			x->status = st;
-			x->done = true;
-			pthread_cond_signal(&x->cv);
+			db->st.sync_us += sync_ns / 1000;
+			db->sync_ns = db->sync_ns
+			                  ? (db->sync_ns * 7 + sync_ns) / 8
+			                  : sync_ns;
 		}
+	}
+	/* Unlink the group, then wake its writers and hand the lead on
+	 * without db->mu. A woken writer may return at once and its rk_writer_t
+	 * vanish, so each link is read before its writer is woken. */
+	rk_writer_t *first = db->wq_head;
+	db->wq_head = last->next;
+	if (db->wq_head == NULL)
+		db->wq_tail = NULL;
+	for (rk_writer_t *x = first;; x = x->next) {
+		db->wq_len--;
 		if (x == last)
 			break;
 	}
-	if (db->wq_head != NULL)
-		pthread_cond_signal(&db->wq_head->cv);
+	rk_writer_t *next_leader = db->wq_head;
 	pthread_mutex_unlock(&db->mu);
-	pthread_cond_destroy(&w.cv);
+	if (next_leader != NULL)
+		set_state(next_leader, RK_WRITER_LEADS, RK_OK);
+	for (rk_writer_t *x = first->next, *nx; x != NULL && first != last;
+	     x = nx) {
+		nx = x == last ? NULL : x->next;
+		set_state(x, RK_WRITER_DONE, st);
+	}
 	return st;
 }
 

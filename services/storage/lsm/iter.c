@@ -2,7 +2,9 @@
  * The empty iterator and the merging iterator.
  *
  * Merging keeps every child positioned and `cur` pointing at the child
- * with the smallest key. Choosing the next current child is a linear scan:
+ * with the smallest key, `second` at the smallest of the others. A step
+ * that leaves cur below second needs one comparison; otherwise choosing
+ * the next current child is a linear scan:
  * a merge has at most about 20 children (two memtables, up to 12 level-0
  * tables, one per other level), where a heap's bookkeeping costs as much.
  * Internal keys are unique (every write has its own sequence), so ties
@@ -65,10 +67,11 @@ typedef struct child {
 } child_t;
 
 typedef struct merging_iter {
-	rk_iter_t base; /* must be first */
-	size_t n;       /* children */
-	child_t *cur;   /* child with the smallest key, NULL if none valid */
-	child_t kids[]; /* the children, with their positions cached */
+	rk_iter_t base;  /* must be first */
+	size_t n;        /* children */
+	child_t *cur;    /* child with the smallest key, NULL if none valid */
+	child_t *second; /* smallest of the others, NULL if none valid */
+	child_t kids[];  /* the children, with their positions cached */
 } merging_iter_t;
 
 /* Refreshes C's cache after it moved: one pair of indirect calls per
@@ -82,14 +85,21 @@ static void refresh(child_t *c)
 
 static void find_smallest(merging_iter_t *m)
 {
-	child_t *best = NULL;
+	child_t *best = NULL, *second = NULL;
 	for (size_t i = 0; i < m->n; i++) {
 		child_t *c = &m->kids[i];
-		if (c->valid &&
-		    (best == NULL || rk_ikey_cmp(c->key, best->key) < 0))
+		if (!c->valid)
+			continue;
+		if (best == NULL || rk_ikey_cmp(c->key, best->key) < 0) {
+			second = best;
 			best = c;
+		} else if (second == NULL ||
+		           rk_ikey_cmp(c->key, second->key) < 0) {
+			second = c;
+		}
 	}
 	m->cur = best;
+	m->second = second;
 }
 
 static void m_seek_first(rk_iter_t *it)
@@ -117,6 +127,12 @@ static void m_next(rk_iter_t *it)
 	merging_iter_t *m = (merging_iter_t *)it;
 	rk_iter_next(m->cur->it);
 	refresh(m->cur);
+	/* The others have not moved and none is below `second`: if cur is
+	 * still below it, cur is still the smallest (one comparison; a scan
+	 * mostly reads one level for long stretches). */
+	if (m->cur->valid &&
+	    (m->second == NULL || rk_ikey_cmp(m->cur->key, m->second->key) < 0))
+		return;
 	find_smallest(m);
 }
 
@@ -168,6 +184,7 @@ rk_iter_t *rk_iter_merging(rk_iter_t **children, size_t n)
 	m->base.ops = &merging_ops;
 	m->n = n;
 	m->cur = NULL;
+	m->second = NULL;
 	for (size_t i = 0; i < n; i++)
 		m->kids[i] = (child_t){.it = children[i], .valid = false};
 	return &m->base;

@@ -129,7 +129,9 @@ typedef struct rk_lsm_stats {
 	double write_amp;             /* (log+flush+compact) / user bytes */
 	double space_amp;             /* table bytes / largest level bytes */
 	uint64_t syncs;               /* fdatasync calls on logs */
+	uint64_t sync_us;             /* time writers spent in them */
 	uint64_t write_groups;        /* leader write groups */
+	uint64_t gather_us;           /* time leaders waited for a group */
 	uint64_t slowdown_count;      /* writes delayed by L0 pressure */
 	uint64_t slowdown_us;         /* time spent in those delays */
 	uint64_t stall_count;         /* writes that had to wait */

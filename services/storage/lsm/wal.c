@@ -9,7 +9,8 @@
  * back to it, so the file is always a valid log and the next append starts on a
  * record boundary. Only the database's current write leader appends, so the
  * writer needs no lock; fdatasync may run on another thread (the periodic
- * syncer), which holds a reference meanwhile.
+ * syncer), which holds a reference meanwhile and reads `size` atomically
+ * (release by the appender, acquire by the syncer).
  *
  * Reader: the file is mapped read-only and walked record by record. It
  * never looks past the first bad record (see the doc for why).
@@ -91,7 +92,7 @@ rk_status_t rk_wal_create(const char *dir, uint64_t number, rk_wal_t **out,
 	}
 	w->fd = fd;
 	w->number = number;
-	w->size = RK_WAL_HEADER;
+	atomic_init(&w->size, RK_WAL_HEADER);
 	atomic_init(&w->synced, RK_WAL_HEADER);
 	atomic_init(&w->refs, 1);
 	*out = w;
@@ -99,6 +100,12 @@ rk_status_t rk_wal_create(const char *dir, uint64_t number, rk_wal_t **out,
 }
 
 #define STAGE_BYTES 65536
+
+/* The appender's own view of the size (it is the only writer). */
+static uint64_t wal_size(rk_wal_t *w)
+{
+	return atomic_load_explicit(&w->size, memory_order_relaxed);
+}
 
 /* Writes N bytes at P whole, or cuts the file back to the last record. */
 static rk_status_t write_all(rk_wal_t *w, const uint8_t *p, size_t n)
@@ -110,14 +117,14 @@ static rk_status_t write_all(rk_wal_t *w, const uint8_t *p, size_t n)
 			continue;
 		if (r <= 0) {
 			int e = r < 0 ? errno : ENOSPC;
-			if (ftruncate(w->fd, (off_t)w->size) != 0 ||
-			    lseek(w->fd, (off_t)w->size, SEEK_SET) < 0)
+			if (ftruncate(w->fd, (off_t)wal_size(w)) != 0 ||
+			    lseek(w->fd, (off_t)wal_size(w), SEEK_SET) < 0)
 				return RK_INTERNAL;
 			return errno_status(e);
 		}
 		done += (size_t)r;
 	}
-	w->size += n;
+	atomic_store_explicit(&w->size, wal_size(w) + n, memory_order_release);
 	return RK_OK;
 }
 
@@ -173,8 +180,9 @@ rk_status_t rk_wal_append(rk_wal_t *w, const rk_slice_t *payloads, size_t n)
 				continue;
 			if (r <= 0) {
 				int e = r < 0 ? errno : ENOSPC;
-				if (ftruncate(w->fd, (off_t)w->size) != 0 ||
-				    lseek(w->fd, (off_t)w->size, SEEK_SET) < 0)
+				if (ftruncate(w->fd, (off_t)wal_size(w)) != 0 ||
+				    lseek(w->fd, (off_t)wal_size(w), SEEK_SET) <
+				        0)
 					return RK_INTERNAL;
 				return errno_status(e);
 			}
@@ -189,14 +197,15 @@ rk_status_t rk_wal_append(rk_wal_t *w, const rk_slice_t *payloads, size_t n)
 				v->iov_len -= (size_t)r;
 			}
 		}
-		w->size += bytes;
+		atomic_store_explicit(&w->size, wal_size(w) + bytes,
+		                      memory_order_release);
 	}
 	return RK_OK;
 }
 
 rk_status_t rk_wal_sync(rk_wal_t *w)
 {
-	uint64_t size = w->size;
+	uint64_t size = atomic_load_explicit(&w->size, memory_order_acquire);
 	if (fdatasync(w->fd) != 0)
 		return RK_INTERNAL;
 	uint64_t prev = atomic_load(&w->synced);

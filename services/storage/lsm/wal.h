@@ -20,7 +20,9 @@
 typedef struct rk_wal {
 	int fd;                      /* the open log file, O_APPEND not used */
 	uint64_t number;             /* file number, NNNNNN.log */
-	uint64_t size;               /* end of the last whole record written */
+	atomic_uint_fast64_t size;   /* end of the last whole record written;
+	                                written by the appender, read by a
+	                                syncing thread (release/acquire) */
 	atomic_uint_fast64_t synced; /* size as of the last good fdatasync */
 	atomic_int refs; /* the db and a syncing thread may hold it */
 	uint8_t *stage;  /* small groups are copied here and written with one
