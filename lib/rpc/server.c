@@ -533,9 +533,7 @@ rk_status_t rk_rpc_server_handle(rk_rpc_server_t *srv,
 	return RK_OK;
 }
 
-static rk_status_t fail(char **err, rk_status_t st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static rk_status_t fail(char **err, rk_status_t st, const char *fmt, ...)
+rk_status_t rk_rpc_fail(char **err, rk_status_t st, const char *fmt, ...)
 {
 	if (err != NULL) {
 		va_list ap;
@@ -551,10 +549,11 @@ rk_status_t rk_rpc_server_start(rk_rpc_server_t *srv, char **err)
 {
 	int rv;
 	if (srv->work != NULL)
-		return fail(err, RK_FAILED_PRECONDITION, "already started");
+		return rk_rpc_fail(err, RK_FAILED_PRECONDITION,
+		                   "already started");
 	if ((rv = nng_rep0_open(&srv->sock)) != 0)
-		return fail(err, RK_INTERNAL, "rep0 socket: %s",
-		            nng_strerror(rv));
+		return rk_rpc_fail(err, RK_INTERNAL, "rep0 socket: %s",
+		                   nng_strerror(rv));
 	srv->sock_open = true;
 	/* The transport drops a frame over twice the cap without reading it
 	 * all; between the cap and that, we answer with a clear error. */
@@ -562,12 +561,14 @@ rk_status_t rk_rpc_server_start(rk_rpc_server_t *srv, char **err)
 	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, transport_cap);
 	if ((rv = nng_listener_create(&srv->listener, srv->sock,
 	                              srv->listen)) != 0)
-		return fail(err, RK_INVALID_ARGUMENT, "listen address %s: %s",
-		            srv->listen, nng_strerror(rv));
+		return rk_rpc_fail(err, RK_INVALID_ARGUMENT,
+		                   "listen address %s: %s", srv->listen,
+		                   nng_strerror(rv));
 	nng_listener_set_size(srv->listener, NNG_OPT_RECVMAXSZ, transport_cap);
 	if ((rv = nng_listener_start(srv->listener, 0)) != 0)
-		return fail(err, RK_UNAVAILABLE, "cannot listen on %s: %s",
-		            srv->listen, nng_strerror(rv));
+		return rk_rpc_fail(err, RK_UNAVAILABLE,
+		                   "cannot listen on %s: %s", srv->listen,
+		                   nng_strerror(rv));
 	nng_sockaddr sa;
 	if (nng_listener_get_addr(srv->listener, NNG_OPT_LOCADDR, &sa) == 0) {
 		if (sa.s_family == NNG_AF_INET)
@@ -577,18 +578,19 @@ rk_status_t rk_rpc_server_start(rk_rpc_server_t *srv, char **err)
 	}
 	rk_status_t st = rk_workpool_new(srv->nworkers, &srv->pool);
 	if (st != RK_OK)
-		return fail(err, st, "worker pool: %s", rk_status_name(st));
+		return rk_rpc_fail(err, st, "worker pool: %s",
+		                   rk_status_name(st));
 
 	srv->work = calloc(srv->nwork, sizeof(*srv->work));
 	if (srv->work == NULL)
-		return fail(err, RK_RESOURCE_EXHAUSTED, "out of memory");
+		return rk_rpc_fail(err, RK_RESOURCE_EXHAUSTED, "out of memory");
 	for (size_t i = 0; i < srv->nwork; i++) {
 		rk_rpc_call_t *w = &srv->work[i];
 		rk_rpc_call_init(srv, w);
 		if ((rv = nng_aio_alloc(&w->aio, work_cb, w)) != 0 ||
 		    (rv = nng_ctx_open(&w->ctx, srv->sock)) != 0)
-			return fail(err, RK_RESOURCE_EXHAUSTED, "work item: %s",
-			            nng_strerror(rv));
+			return rk_rpc_fail(err, RK_RESOURCE_EXHAUSTED,
+			                   "work item: %s", nng_strerror(rv));
 	}
 	if (srv->stream_listen != NULL) {
 		st = rk_stream_server_start(srv, srv->stream_listen,

@@ -45,12 +45,12 @@ struct rk_rpc_call {
 	uint8_t nonce[RK_SEAL_NONCE_BYTES]; /* request nonce, bound in reply */
 	const route_t *route;               /* NULL until routed */
 	ProtobufCMessage *request;          /* in arena */
-	uint64_t start_ns;    /* when the frame arrived, monotonic */
-	uint64_t deadline_ms; /* monotonic */
-	const char *caller;   /* in arena, or "" */
-	uint64_t trace_id;    /* from the envelope, 0 if none */
-	atomic_bool replied;  /* set by the first rk_rpc_reply*() */
-	rk_task_t task;       /* pool link for blocking handlers */
+	uint64_t start_ns;        /* when the frame arrived, monotonic */
+	uint64_t deadline_ms;     /* monotonic */
+	const char *caller;       /* in arena, or "" */
+	uint64_t trace_id;        /* from the envelope, 0 if none */
+	atomic_bool replied;      /* set by the first rk_rpc_reply*() */
+	rk_task_t task;           /* pool link for blocking handlers */
 	rk_rpc_handler_fn run_fn; /* what the pool runs: the route's
 	                             handler, or what rk_rpc_call_defer set */
 	void *run_arg;            /* its argument */
@@ -86,6 +86,11 @@ struct rk_rpc_server {
 	char *stream_listen;        /* its address as configured, or NULL */
 	size_t stream_threads;      /* its event-loop threads */
 };
+
+/* Puts the printf-style message in *ERR (caller frees; ERR may be NULL)
+ * and returns ST: how start-up failures are reported. */
+rk_status_t rk_rpc_fail(char **err, rk_status_t st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Prepares a call object of SRV for the stream transport (arena, decoder,
  * task); rk_rpc_call_fini() frees what it holds. */

@@ -635,32 +635,19 @@ static void *loop_main(void *arg)
 
 /* ---------------------------------------------------------- lifecycle */
 
-static rk_status_t fail(char **err, rk_status_t st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static rk_status_t fail(char **err, rk_status_t st, const char *fmt, ...)
-{
-	if (err != NULL) {
-		va_list ap;
-		va_start(ap, fmt);
-		if (vasprintf(err, fmt, ap) < 0)
-			*err = NULL;
-		va_end(ap);
-	}
-	return st;
-}
-
 /* Binds "stream://HOST:PORT". */
 static rk_status_t listen_on(rk_stream_server_t *ss, const char *url,
                              char **err)
 {
 	if (strncmp(url, RK_STREAM_SCHEME, RK_STREAM_SCHEME_LEN) != 0)
-		return fail(err, RK_INVALID_ARGUMENT,
-		            "stream address %s: not stream://HOST:PORT", url);
+		return rk_rpc_fail(err, RK_INVALID_ARGUMENT,
+		                   "stream address %s: not stream://HOST:PORT",
+		                   url);
 	const char *hp = url + RK_STREAM_SCHEME_LEN;
 	const char *colon = strrchr(hp, ':');
 	if (colon == NULL || colon[1] == '\0')
-		return fail(err, RK_INVALID_ARGUMENT,
-		            "stream address %s: no port", url);
+		return rk_rpc_fail(err, RK_INVALID_ARGUMENT,
+		                   "stream address %s: no port", url);
 	char host[256];
 	snprintf(host, sizeof(host), "%.*s", (int)(colon - hp), hp);
 	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
@@ -674,8 +661,9 @@ static rk_status_t listen_on(rk_stream_server_t *ss, const char *url,
 	struct addrinfo *ai = NULL;
 	int rv = getaddrinfo(any ? NULL : host, colon + 1, &hints, &ai);
 	if (rv != 0)
-		return fail(err, RK_INVALID_ARGUMENT, "stream address %s: %s",
-		            url, gai_strerror(rv));
+		return rk_rpc_fail(err, RK_INVALID_ARGUMENT,
+		                   "stream address %s: %s", url,
+		                   gai_strerror(rv));
 	int fd = socket(ai->ai_family,
 	                SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1;
@@ -687,8 +675,8 @@ static rk_status_t listen_on(rk_stream_server_t *ss, const char *url,
 		if (fd >= 0)
 			close(fd);
 		freeaddrinfo(ai);
-		return fail(err, RK_UNAVAILABLE, "cannot listen on %s: %s", url,
-		            strerror(e));
+		return rk_rpc_fail(err, RK_UNAVAILABLE,
+		                   "cannot listen on %s: %s", url, strerror(e));
 	}
 	freeaddrinfo(ai);
 	struct sockaddr_storage sa;
@@ -707,7 +695,7 @@ rk_status_t rk_stream_server_start(rk_rpc_server_t *srv, const char *listen,
 {
 	rk_stream_server_t *ss = calloc(1, sizeof(*ss));
 	if (ss == NULL)
-		return fail(err, RK_RESOURCE_EXHAUSTED, "out of memory");
+		return rk_rpc_fail(err, RK_RESOURCE_EXHAUSTED, "out of memory");
 	ss->srv = srv;
 	ss->lfd = -1;
 	ss->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -734,7 +722,7 @@ rk_status_t rk_stream_server_start(rk_rpc_server_t *srv, const char *listen,
 		return st;
 	ss->loops = calloc(ss->nloops, sizeof(*ss->loops));
 	if (ss->loops == NULL)
-		return fail(err, RK_RESOURCE_EXHAUSTED, "out of memory");
+		return rk_rpc_fail(err, RK_RESOURCE_EXHAUSTED, "out of memory");
 	for (size_t i = 0; i < ss->nloops; i++) {
 		loop_t *l = &ss->loops[i];
 		l->ss = ss;
@@ -742,21 +730,22 @@ rk_status_t rk_stream_server_start(rk_rpc_server_t *srv, const char *listen,
 		l->epfd = epoll_create1(EPOLL_CLOEXEC);
 		l->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (l->epfd < 0 || l->evfd < 0)
-			return fail(err, RK_RESOURCE_EXHAUSTED,
-			            "stream loop: %s", strerror(errno));
+			return rk_rpc_fail(err, RK_RESOURCE_EXHAUSTED,
+			                   "stream loop: %s", strerror(errno));
 		struct epoll_event ev = {.events = EPOLLIN,
 		                         .data.ptr = &WAKE_TOKEN};
 		epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->evfd, &ev);
 	}
 	struct epoll_event lev = {.events = EPOLLIN, .data.ptr = &LISTEN_TOKEN};
 	if (epoll_ctl(ss->loops[0].epfd, EPOLL_CTL_ADD, ss->lfd, &lev) != 0)
-		return fail(err, RK_INTERNAL, "stream listener: %s",
-		            strerror(errno));
+		return rk_rpc_fail(err, RK_INTERNAL, "stream listener: %s",
+		                   strerror(errno));
 	for (size_t i = 0; i < ss->nloops; i++) {
 		if (pthread_create(&ss->loops[i].thread, NULL, loop_main,
 		                   &ss->loops[i]) != 0)
-			return fail(err, RK_RESOURCE_EXHAUSTED,
-			            "stream loop thread: %s", strerror(errno));
+			return rk_rpc_fail(err, RK_RESOURCE_EXHAUSTED,
+			                   "stream loop thread: %s",
+			                   strerror(errno));
 		ss->loops[i].started = true;
 	}
 	rk_info("rpc %s: stream transport on %s (port %d, %zu loops)",
