@@ -84,10 +84,15 @@ rk_status_t rk_ms_member_from_pb(const Ringkv__V1__Member *pb,
 			dst = out->events_url;
 		if (dst == NULL)
 			continue; /* kinds this agent does not use */
-		if (!copy_str(dst, RK_MS_URL_MAX, e->url) ||
-		    (e->url != NULL && e->url[0] != '\0' &&
-		     strncmp(e->url, "tcp://", 6) != 0)) {
-			*why = "endpoint URL too long or not tcp://";
+		/* An RPC endpoint may be on either transport (a rate
+		 * limiter advertises its stream one); events are nng's. */
+		bool scheme_ok = e->url == NULL || e->url[0] == '\0' ||
+		                 strncmp(e->url, "tcp://", 6) == 0 ||
+		                 (dst == out->rpc_url &&
+		                  strncmp(e->url, "stream://", 9) == 0);
+		if (!copy_str(dst, RK_MS_URL_MAX, e->url) || !scheme_ok) {
+			*why = "endpoint URL too long, or not tcp:// (RPC: "
+			       "tcp:// or stream://)";
 			return RK_INVALID_ARGUMENT;
 		}
 	}

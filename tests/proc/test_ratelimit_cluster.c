@@ -5,6 +5,8 @@
  * (ratelimit.membership.agent), and a fourth, single instance with no
  * membership as the reference. Every call is sealed with the cluster key.
  *
+ * The instances serve and advertise the stream transport (as the sample
+ * config does), so every forward goes over it.
  * The owner of each key is predicted here independently: the ratelimit
  * ring is fetched from an agent (GetRing) and built with
  * rk_ring_from_members, and the owner's RPC endpoint names the instance.

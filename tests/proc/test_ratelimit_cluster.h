@@ -26,7 +26,7 @@
 typedef struct rl {
 	rk_proc_t proc;          /* the process */
 	int port, admin;         /* from READY=1 */
-	char url[64];            /* tcp://127.0.0.1:PORT */
+	char url[64];            /* stream://127.0.0.1:PORT, as advertised */
 	char config[PATH_MAX];   /* its config */
 	char log[PATH_MAX];      /* its stderr */
 	rk_rpc_client_t *client; /* to it */

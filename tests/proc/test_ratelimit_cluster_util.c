@@ -40,6 +40,7 @@ int rl_start(fixture_t *f, int i, bool clustered)
 	         "  id: rl-%d\n"
 	         "rpc:\n"
 	         "  listen: tcp://127.0.0.1:0\n"
+	         "  stream_listen: stream://127.0.0.1:0\n"
 	         "  default_timeout: 5s\n"
 	         "admin:\n"
 	         "  listen: 127.0.0.1:0\n"
@@ -67,7 +68,13 @@ int rl_start(fixture_t *f, int i, bool clustered)
 	                   sizeof(msg)) != 1 ||
 	    rk_notify_ports(msg, &r->port, &r->admin) != 0)
 		return -1;
-	snprintf(r->url, sizeof(r->url), "tcp://127.0.0.1:%d", r->port);
+	/* The instances advertise their stream transport on the ring, so
+	 * forwards go over it; the test calls them there too. */
+	const char *sp = strstr(msg, ", stream on port ");
+	if (sp == NULL)
+		return -1;
+	snprintf(r->url, sizeof(r->url), "stream://127.0.0.1:%d",
+	         atoi(sp + strlen(", stream on port ")));
 	rk_rpc_client_opts_t co = {
 	    .url = r->url, .sealer = f->c.sealer, .caller = "test"};
 	return rk_rpc_client_new(&co, &r->client) == RK_OK ? 0 : -1;
