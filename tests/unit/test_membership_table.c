@@ -337,6 +337,13 @@ static void test_wire_refuses_malformed_members(void **s)
 	h.ep[0].url = "http://evil";
 	assert_int_equal(rk_ms_member_from_pb(&h.pb, &out, &why),
 	                 RK_INVALID_ARGUMENT);
+	/* An RPC endpoint may name the stream transport; events may not. */
+	h.ep[0].url = "stream://127.0.0.1:7410";
+	assert_int_equal(rk_ms_member_from_pb(&h.pb, &out, &why), RK_OK);
+	assert_string_equal(out.rpc_url, "stream://127.0.0.1:7410");
+	h.ep[0].kind = RINGKV__V1__ENDPOINT_KIND__ENDPOINT_EVENTS;
+	assert_int_equal(rk_ms_member_from_pb(&h.pb, &out, &why),
+	                 RK_INVALID_ARGUMENT);
 }
 
 static void test_identity_keeps_uuid_and_raises_generation(void **s)
