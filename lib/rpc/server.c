@@ -360,8 +360,12 @@ static void work_cb(void *arg)
 void rk_rpc_reply(rk_rpc_call_t *call, const ProtobufCMessage *response)
 {
 	if (atomic_exchange(&call->replied, true)) {
+		/* A handler that answers twice; the route may be gone if
+		 * the call was already recycled. */
 		rk_error("rpc %s: second reply to one %s call ignored",
-		         call->srv->name, call->route->method.full_name);
+		         call->srv->name,
+		         call->route != NULL ? call->route->method.full_name
+		                             : "(finished)");
 		return;
 	}
 	if (response->descriptor != call->route->method.desc->output) {
