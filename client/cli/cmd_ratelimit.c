@@ -18,7 +18,8 @@
 
 #define USAGE                                                                  \
 	"usage: ringkv ratelimit check [--key FILE] [--timeout MS] "           \
-	"[--hits N] URL DOMAIN key=value... [+ key=value...]\n"
+	"[--hits N] URL DOMAIN key=value... [+ key=value...]\n"                \
+	"       ringkv ratelimit rules [--key FILE] [--timeout MS] URL\n"
 
 #define MAX_DESC    8
 #define MAX_ENTRIES 16
@@ -54,6 +55,8 @@ static unsigned long number(const char *s, unsigned long max, bool *ok)
 
 int rk_cli_ratelimit(int argc, char **argv)
 {
+	if (argc >= 2 && strcmp(argv[1], "rules") == 0)
+		return rk_cli_ratelimit_rules(argc, argv);
 	if (argc < 2 || strcmp(argv[1], "check") != 0) {
 		fputs(USAGE, stderr);
 		return 2;

@@ -18,5 +18,6 @@ int rk_cli_health(int argc, char **argv);
 int rk_cli_id(int argc, char **argv);
 int rk_cli_cluster(int argc, char **argv);
 int rk_cli_ratelimit(int argc, char **argv);
+int rk_cli_ratelimit_rules(int argc, char **argv); /* from rk_cli_ratelimit */
 
 #endif

@@ -18,7 +18,8 @@ static const rk_cli_command_t commands[] = {
      rk_cli_id},
     {"cluster", "ringkv cluster status [--key FILE] [--timeout MS] URL",
      rk_cli_cluster},
-    {"ratelimit", "ringkv ratelimit check [--key FILE] [--hits N] URL DOMAIN key=value... [+ key=value...]", rk_cli_ratelimit},
+    {"ratelimit", "ringkv ratelimit check [--key FILE] [--hits N] URL DOMAIN key=value... [+ key=value...]\n"
+                  "       ringkv ratelimit rules [--key FILE] URL", rk_cli_ratelimit},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

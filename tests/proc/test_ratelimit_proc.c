@@ -363,6 +363,32 @@ test_ratelimit_reload_installs_good_rules_and_keeps_old_on_bad(void **state)
 	assert_true(rk_proc_line_of(err_path,
 	                            "rules.yaml:4: field "
 	                            "descriptors[0].rate_limit.unit") > 0);
+
+	/* The command shows the rules in effect and the refused reload
+	 * (exit 4); after a good reload, exit 0 and no refusal. */
+	char bin[PATH_MAX], out[PATH_MAX];
+	assert_int_equal(rk_proc_bin_path("ringkv", bin, sizeof(bin)), 0);
+	snprintf(out, sizeof(out), "%s/rules.out", f->dir);
+	const char *argv[] = {bin, "ratelimit", "rules", f->url, NULL};
+	rk_proc_opts_t o = {.argv = argv, .stdout_path = out};
+	assert_int_equal(rk_proc_run(&o, 10000), 4);
+	char *text = rk_proc_read_file(out, NULL);
+	assert_non_null(strstr(text, "rules version 2 from "));
+	assert_non_null(strstr(text, "last reload refused"));
+	assert_non_null(strstr(text, "rules.yaml:4: field"));
+	assert_non_null(strstr(text, "per_second_v2"));
+	assert_non_null(strstr(text, "client_id=*"));
+	assert_non_null(strstr(text, "50/second"));
+	free(text);
+	assert_int_equal(rk_proc_write_file(f->rules, rules_v1), 0);
+	reload(f);
+	assert_int_equal(rk_proc_run(&o, 10000), 0);
+	text = rk_proc_read_file(out, NULL);
+	assert_non_null(strstr(text, "rules version 3 from "));
+	assert_null(strstr(text, "last reload refused"));
+	assert_non_null(strstr(text, "logins"));
+	assert_non_null(strstr(text, "sliding_log"));
+	free(text);
 	ringkv_close(c);
 	f->passed = true;
 }
