@@ -7,7 +7,6 @@
  * share of its role's ring, heartbeat age, generation and incarnation,
  * and who accuses it when it is suspect or down.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,40 +197,15 @@ static int status(const char *url, const char *key_file, uint32_t timeout)
 
 int rk_cli_cluster(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"key", required_argument, NULL, 'k'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {NULL, 0, NULL, 0}};
-	const char *key_file = NULL;
-	unsigned long timeout = 3000;
 	if (argc < 2 || strcmp(argv[1], "status") != 0) {
 		fputs(USAGE, stderr);
 		return 2;
 	}
-	argc--;
-	argv++;
-	int ch;
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "k:t:", opts, NULL)) != -1) {
-		if (ch == 'k') {
-			key_file = optarg;
-		} else if (ch == 't') {
-			char *end;
-			timeout = strtoul(optarg, &end, 10);
-			if (*end != '\0' || timeout == 0 || timeout > 3600000) {
-				fprintf(stderr,
-				        "ringkv cluster: bad timeout %s\n",
-				        optarg);
-				return 2;
-			}
-		} else {
-			fputs(USAGE, stderr);
-			return 2;
-		}
-	}
-	if (optind != argc - 1) {
-		fputs(USAGE, stderr);
-		return 2;
-	}
-	return status(argv[optind], key_file, (uint32_t)timeout);
+	const char *key_file = NULL, *url = NULL;
+	unsigned long timeout = 3000;
+	int rc = rk_cli_url_args(argc - 1, argv + 1, USAGE, &key_file, &timeout,
+	                         &url);
+	if (rc != 0)
+		return rc;
+	return status(url, key_file, (uint32_t)timeout);
 }

@@ -7,7 +7,6 @@
  * a SIGHUP: did my change take? Exit code: 0 shown, 4 shown but the last
  * reload was refused, 1 the call failed, 2 usage.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,34 +118,12 @@ static int show(const char *url, const char *key_file, uint32_t timeout)
 
 int rk_cli_ratelimit_rules(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"key", required_argument, NULL, 'k'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {NULL, 0, NULL, 0}};
-	const char *key_file = NULL;
+	/* Past "ratelimit": "rules" is the command's name. */
+	const char *key_file = NULL, *url = NULL;
 	unsigned long timeout = 2000;
-	argc--; /* past "ratelimit": "rules" is argv[0] for getopt */
-	argv++;
-	int ch;
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "k:t:", opts, NULL)) != -1) {
-		if (ch == 'k') {
-			key_file = optarg;
-		} else if (ch == 't') {
-			char *end;
-			timeout = strtoul(optarg, &end, 10);
-			if (*end != '\0' || timeout == 0 || timeout > 3600000) {
-				fputs(USAGE, stderr);
-				return 2;
-			}
-		} else {
-			fputs(USAGE, stderr);
-			return 2;
-		}
-	}
-	if (optind != argc - 1) {
-		fputs(USAGE, stderr);
-		return 2;
-	}
-	return show(argv[optind], key_file, (uint32_t)timeout);
+	int rc = rk_cli_url_args(argc - 1, argv + 1, USAGE, &key_file, &timeout,
+	                         &url);
+	if (rc != 0)
+		return rc;
+	return show(url, key_file, (uint32_t)timeout);
 }

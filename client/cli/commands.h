@@ -20,4 +20,11 @@ int rk_cli_cluster(int argc, char **argv);
 int rk_cli_ratelimit(int argc, char **argv);
 int rk_cli_ratelimit_rules(int argc, char **argv); /* from rk_cli_ratelimit */
 
+/* Parses "[--key FILE] [--timeout MS] URL" from ARGV (ARGV[0] is the
+ * command's name): sets what was given (the defaults stay otherwise) and
+ * returns 0, or prints USAGE or the bad timeout and returns 2. */
+int rk_cli_url_args(int argc, char **argv, const char *usage,
+                    const char **key_file, unsigned long *timeout_ms,
+                    const char **url);
+
 #endif
