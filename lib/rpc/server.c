@@ -30,6 +30,7 @@
 #include <arpa/inet.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -130,6 +131,25 @@ void rk_rpc_call_reset(rk_rpc_call_t *w)
 	w->state = W_RECV;
 }
 
+/* Calls into the socket are counted, and refused once shutdown began, so
+ * that nng_close() never runs while another thread is still inside
+ * nng_ctx_send() or nng_ctx_recv(): nng 1.5.2 can then panic in
+ * nni_ctx_rele() on the socket being torn down (seen when a pool thread's
+ * reply was still returning as the server was freed). */
+static bool sock_enter(rk_rpc_server_t *srv)
+{
+	atomic_fetch_add(&srv->in_sock, 1);
+	if (!atomic_load(&srv->closing))
+		return true;
+	atomic_fetch_sub(&srv->in_sock, 1);
+	return false;
+}
+
+static void sock_leave(rk_rpc_server_t *srv)
+{
+	atomic_fetch_sub(&srv->in_sock, 1);
+}
+
 /* Goes back to waiting for the next request; a stream call goes back to
  * its server's idle list instead. */
 static void work_rearm(rk_rpc_call_t *w)
@@ -139,10 +159,11 @@ static void work_rearm(rk_rpc_call_t *w)
 		return;
 	}
 	rk_rpc_call_reset(w);
-	if (atomic_load(&w->srv->closing))
+	if (!sock_enter(w->srv))
 		return;
 	nng_aio_set_timeout(w->aio, NNG_DURATION_INFINITE);
 	nng_ctx_recv(w->ctx, w->aio);
+	sock_leave(w->srv);
 }
 
 /* Sends ENV as the answer of W, sealed if the request was. */
@@ -195,6 +216,10 @@ static void work_send(rk_rpc_call_t *w, Ringkv__V1__ResponseEnvelope *env)
 		rk_stream_reply(w, msg);
 		return;
 	}
+	if (!sock_enter(srv)) {
+		nng_msg_free(msg); /* shutting down: nobody listens */
+		return;
+	}
 	w->state = W_SEND;
 	nng_aio_set_msg(w->aio, msg);
 	/* rep0 completes a send at once unless the peer's connection is
@@ -202,6 +227,7 @@ static void work_send(rk_rpc_call_t *w, Ringkv__V1__ResponseEnvelope *env)
 	 * a peer that stopped reading can hold this work item. */
 	nng_aio_set_timeout(w->aio, SEND_TIMEOUT_MS);
 	nng_ctx_send(w->ctx, w->aio);
+	sock_leave(srv);
 }
 
 static void work_send_status(rk_rpc_call_t *w, rk_status_t code,
@@ -628,6 +654,9 @@ void rk_rpc_server_shutdown(rk_rpc_server_t *srv)
 		return;
 	srv->shut = true;
 	atomic_store(&srv->closing, true);
+	/* No thread of ours is inside the socket from here on (sock_enter). */
+	while (atomic_load(&srv->in_sock) != 0)
+		sched_yield();
 	/* Shutdown order: close the socket (every armed aio completes with
 	 * ECLOSED), let queued handlers run (their replies fail fast), stop
 	 * every aio (waits out running callbacks, inline handlers among

@@ -78,6 +78,7 @@ struct rk_rpc_server {
 	rk_workpool_t *pool;         /* runs blocking handlers */
 	rk_rpc_call_t *work;         /* nwork items, after start */
 	atomic_bool closing;         /* set first thing in shutdown */
+	atomic_int in_sock;          /* threads inside nng_ctx_send/recv */
 	atomic_bool stopped;         /* aios stopped: replies are dropped */
 	bool shut;                   /* rk_rpc_server_shutdown() ran */
 	atomic_uint_fast64_t reject_log_second; /* rate limit of log lines */
