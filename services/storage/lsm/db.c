@@ -324,6 +324,8 @@ static rk_status_t recover(rk_lsm_t *db, char *err, size_t errlen)
 	uint64_t log_number = db->next_file++;
 	if (st == RK_OK)
 		st = rk_wal_create(db->dir, log_number, &db->wal, err, errlen);
+	if (st == RK_OK)
+		rk_wal_reserve(db->wal, db->o.write_buffer_size);
 	if (st == RK_OK) {
 		rk_version_t *v = rk_version_apply(db->current, &edit);
 		if (v == NULL) {

@@ -95,6 +95,10 @@ static rk_status_t make_room(rk_lsm_t *db, bool force)
 			rk_warn("lsm: cannot start a new log: %s", err);
 			return st;
 		}
+		/* About the log a full memtable leaves (a record takes about
+		 * the bytes of its memtable entry); past it, appends allocate
+		 * blocks as usual. */
+		rk_wal_reserve(w, db->o.write_buffer_size);
 		/* The old log must be durable before the new one holds later
 		 * writes, or a power cut could leave a hole (periodic mode). */
 		if (db->o.sync == RK_LSM_SYNC_PERIODIC &&

@@ -34,6 +34,13 @@ typedef struct rk_wal {
 rk_status_t rk_wal_create(const char *dir, uint64_t number, rk_wal_t **out,
                           char *err, size_t errlen);
 
+/* Reserves disk blocks for the first BYTES of the log without changing its
+ * size (fallocate with FALLOC_FL_KEEP_SIZE), so that an append inside them
+ * allocates nothing and its fdatasync writes no allocation metadata. Best
+ * effort: a file system without fallocate, or a full one, just does
+ * without. */
+void rk_wal_reserve(rk_wal_t *w, uint64_t bytes);
+
 /* Appends N records, one per payload, with one writev loop. On a short
  * write the file is cut back to the last whole record and the status is
  * RK_RESOURCE_EXHAUSTED (no space) or RK_INTERNAL. */
