@@ -162,13 +162,10 @@ int bench_report_print(int rounds, int ne, const char *const *names,
 		printf(" %10s %14s\n", "vs faster", "per round");
 		for (int w = 0; w < NWORK; w++) {
 			double rk = med(&c, 0, w, pick_ops, NULL, NULL);
-			double best = 0;
 			printf("%-12s", bench_work_names[w]);
 			for (int i = 1; i < ne; i++) {
 				double p = med(&c, i, w, pick_ops, NULL, NULL);
 				printf(" %10.2f", p > 0 ? rk / p : 0.0);
-				if (p > best)
-					best = p;
 			}
 			double rv[MAX_ROUNDS];
 			int rn = 0;
@@ -182,7 +179,6 @@ int bench_report_print(int rounds, int ne, const char *const *names,
 					rv[rn++] = reps[k][0].r[w].ops_s / b;
 			}
 			double vs = median(rv, rn);
-			(void)best;
 			printf(" %10.2f %6.2f..%-6.2f%s\n", vs,
 			       rn ? rv[0] : 0.0, rn ? rv[rn - 1] : 0.0,
 			       w < NREAL && vs < 1.0 ? "  below target" : "");
@@ -205,20 +201,27 @@ int bench_report_print(int rounds, int ne, const char *const *names,
 		}
 	}
 
-	double gv[MAX_ROUNDS];
-	int gn = 0;
-	printf("ringkv fillbatch8 / fillsync per round:");
-	for (int k = 0; k < rounds; k++)
-		if (ok[k][0] && reps[k][0].r[6].ops_s > 0) {
-			gv[gn] = reps[k][0].r[7].ops_s / reps[k][0].r[6].ops_s;
-			printf(" %.1fx", gv[gn]);
-			gn++;
-		}
-	double g = median(gv, gn);
-	printf("; median %.1fx, min %.1fx (target >= 5x)\n", g,
-	       gn ? gv[0] : 0.0);
-	if (gn == 0 || gv[0] < 5.0)
-		met = 0;
+	/* Each engine's own group-commit gain, so the ringkv figure reads
+	 * beside what the peers get from the same disk on the same run. */
+	for (int i = 0; i < ne; i++) {
+		if (!ran(&c, i))
+			continue;
+		double gv[MAX_ROUNDS];
+		int gn = 0;
+		printf("%s fillbatch8 / fillsync per round:", names[i]);
+		for (int k = 0; k < rounds; k++)
+			if (ok[k][i] && reps[k][i].r[6].ops_s > 0) {
+				gv[gn] = reps[k][i].r[7].ops_s /
+				         reps[k][i].r[6].ops_s;
+				printf(" %.1fx", gv[gn]);
+				gn++;
+			}
+		double g = median(gv, gn);
+		printf("; median %.1fx, min %.1fx%s\n", g, gn ? gv[0] : 0.0,
+		       i == 0 ? " (target >= 5x)" : "");
+		if (i == 0 && (gn == 0 || gv[0] < 5.0))
+			met = 0;
+	}
 	printf("targets (6 workloads >= 1.0x the faster peer, RSS <= 1.5x "
 	       "LevelDB, group commit >= 5x in every round): %s\n",
 	       met ? "met" : "NOT met");

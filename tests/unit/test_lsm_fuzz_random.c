@@ -56,7 +56,7 @@ static uint8_t *make_log(size_t *n)
 {
 	char *dir = lsm_test_tmpdir("fuzzlog");
 	rk_wal_t *w;
-	assert_int_equal(rk_wal_create(dir, 1, &w, NULL, 0), RK_OK);
+	assert_int_equal(rk_wal_create(dir, 1, 0, &w, NULL, 0), RK_OK);
 	uint64_t seq = 1;
 	for (int i = 0; i < 20; i++) {
 		rk_lsm_batch_t *b;

@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h> /* fallocate: probes the file system */
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -149,7 +149,7 @@ static rk_status_t count_record(void *arg, const uint8_t *p, size_t n)
 static char *write_log(const char *dir, int records)
 {
 	rk_wal_t *w;
-	assert_int_equal(rk_wal_create(dir, 7, &w, NULL, 0), RK_OK);
+	assert_int_equal(rk_wal_create(dir, 7, 0, &w, NULL, 0), RK_OK);
 	for (int i = 0; i < records; i++) {
 		char payload[100];
 		memset(payload, 'a' + i % 26, sizeof(payload));
@@ -186,36 +186,67 @@ static void test_wal_replays_all_then_stops_at_torn_tail(void **state)
 	free(dir);
 }
 
-static void test_wal_reserve_keeps_size_and_replays_exactly(void **state)
+/* Appends N records of a 64-byte payload (72 bytes each in the log). */
+static void append_64(rk_wal_t *w, int n)
 {
-	(void)state;
-	char *dir = lsm_test_tmpdir("walres");
-	rk_wal_t *w;
-	assert_int_equal(rk_wal_create(dir, 7, &w, NULL, 0), RK_OK);
-	rk_wal_reserve(w, 1 << 20);
-	char path[4200];
-	rk_lsm_file_name(path, sizeof(path), dir, 7, "log");
-	struct stat sb;
-	assert_int_equal(stat(path, &sb), 0);
-	/* The size, which bounds what a replay reads, is still the header;
-	 * the blocks are there when the file system supports fallocate. */
-	assert_int_equal(sb.st_size, RK_WAL_HEADER);
-	if (fallocate(w->fd, FALLOC_FL_KEEP_SIZE, 0, 1) == 0)
-		assert_true((int64_t)sb.st_blocks * 512 >= (1 << 20));
-	for (int i = 0; i < 50; i++) {
+	for (int i = 0; i < n; i++) {
 		char payload[64];
 		memset(payload, 'a' + i % 26, sizeof(payload));
 		rk_slice_t s = rk_slice(payload, sizeof(payload));
 		assert_int_equal(rk_wal_append(w, &s, 1), RK_OK);
 	}
+}
+
+static void test_wal_open_log_has_blocks_and_a_zero_tail_that_replays_clean(
+    void **state)
+{
+	(void)state;
+	char *dir = lsm_test_tmpdir("walres");
+	rk_wal_t *w;
+	assert_int_equal(rk_wal_create(dir, 7, 0, &w, NULL, 0), RK_OK);
+	char path[4200];
+	rk_lsm_file_name(path, sizeof(path), dir, 7, "log");
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	/* Created at its capacity, with the blocks behind it. */
+	assert_true(sb.st_size >= 65536);
+	assert_true((int64_t)sb.st_blocks * 512 >= sb.st_size);
+	append_64(w, 50);
 	assert_int_equal(rk_wal_sync(w), RK_OK);
-	rk_wal_unref(w);
-	assert_int_equal(lsm_test_file_size(path), RK_WAL_HEADER + 50 * 72);
+	/* Read while open, as after a crash: the zeros are the clean end. */
 	int n = 0;
 	rk_wal_report_t rep;
 	assert_int_equal(rk_wal_replay(path, count_record, &n, &rep), RK_OK);
 	assert_int_equal(n, 50);
 	assert_int_equal(rep.dropped_bytes, 0);
+	/* Past the capacity the log grows, and still replays exactly. */
+	append_64(w, 2000);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_true(sb.st_size >= RK_WAL_HEADER + 2050 * 72);
+	n = 0;
+	assert_int_equal(rk_wal_replay(path, count_record, &n, &rep), RK_OK);
+	assert_int_equal(n, 2050);
+	assert_int_equal(rep.dropped_bytes, 0);
+	/* Closed, it is cut back to its last record. */
+	rk_wal_unref(w);
+	int64_t end = RK_WAL_HEADER + 2050 * 72;
+	assert_int_equal(lsm_test_file_size(path), end);
+	/* A zero tail shorter than a record header is a clean end too... */
+	assert_int_equal(truncate(path, end + 5), 0);
+	n = 0;
+	assert_int_equal(rk_wal_replay(path, count_record, &n, &rep), RK_OK);
+	assert_int_equal(n, 2050);
+	assert_int_equal(rep.dropped_bytes, 0);
+	/* ...but zeros with anything after them are damage, reported. */
+	int fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "x", 1, end + 100), 1);
+	close(fd);
+	n = 0;
+	assert_int_equal(rk_wal_replay(path, count_record, &n, &rep), RK_OK);
+	assert_int_equal(n, 2050);
+	assert_int_equal(rep.drop_offset, end);
+	assert_int_equal(rep.dropped_bytes, 101);
 	lsm_test_rmrf(dir);
 	free(dir);
 }
@@ -236,7 +267,7 @@ static void test_wal_large_group_goes_out_whole_and_replays(void **state)
 	(void)state;
 	char *dir = lsm_test_tmpdir("walbig");
 	rk_wal_t *w;
-	assert_int_equal(rk_wal_create(dir, 7, &w, NULL, 0), RK_OK);
+	assert_int_equal(rk_wal_create(dir, 7, 0, &w, NULL, 0), RK_OK);
 	/* 3 x 40 KB in one append: more than the staging buffer */
 	static uint8_t bufs[3][40003];
 	rk_slice_t s[3];
@@ -712,7 +743,7 @@ int main(void)
 	    cmocka_unit_test(test_siphash_depends_on_key_and_every_byte),
 	    cmocka_unit_test(test_batch_walk_refuses_every_truncation),
 	    cmocka_unit_test(test_wal_replays_all_then_stops_at_torn_tail),
-	    cmocka_unit_test(test_wal_reserve_keeps_size_and_replays_exactly),
+	    cmocka_unit_test(test_wal_open_log_has_blocks_and_a_zero_tail_that_replays_clean),
 	    cmocka_unit_test(test_wal_large_group_goes_out_whole_and_replays),
 	    cmocka_unit_test(test_wal_stops_at_corrupt_record_and_reports_it),
 	    cmocka_unit_test(test_block_roundtrip_seek_and_corruption),

@@ -323,9 +323,9 @@ static rk_status_t recover(rk_lsm_t *db, char *err, size_t errlen)
 		atomic_store(&db->last_seq, r.max_seq);
 	uint64_t log_number = db->next_file++;
 	if (st == RK_OK)
-		st = rk_wal_create(db->dir, log_number, &db->wal, err, errlen);
-	if (st == RK_OK)
-		rk_wal_reserve(db->wal, db->o.write_buffer_size);
+		st = rk_wal_create(db->dir, log_number,
+		                   db->o.write_buffer_size, &db->wal, err,
+		                   errlen);
 	if (st == RK_OK) {
 		rk_version_t *v = rk_version_apply(db->current, &edit);
 		if (v == NULL) {

@@ -6,8 +6,8 @@
  * Writers queue on `wq` under mu. The writer at the head is the leader: it
  * makes room (may sleep or wait), takes the batches queued behind it as one
  * group (not under `always`, where every call gets its own fdatasync),
- * numbers them, and then, without mu, appends them to the log with one
- * writev, syncs if the policy says so, and inserts them into the memtable.
+ * numbers them, and then, without mu, copies them into the log, syncs if
+ * the policy says so, and inserts them into the memtable.
  * Only then does it publish the group's last sequence, so a reader's
  * snapshot never sees half a batch, and wake the group. Writers that came
  * during the sync form the next group: that is the group commit. Under
@@ -89,16 +89,15 @@ static rk_status_t make_room(rk_lsm_t *db, bool force)
 		rk_status_t st = rk_memtable_new(&m);
 		if (st != RK_OK)
 			return st;
-		st = rk_wal_create(db->dir, number, &w, err, sizeof(err));
+		/* A full memtable leaves about its own bytes of log (a
+		 * record takes about the bytes of its memtable entry). */
+		st = rk_wal_create(db->dir, number, db->o.write_buffer_size,
+		                   &w, err, sizeof(err));
 		if (st != RK_OK) {
 			rk_memtable_unref(m);
 			rk_warn("lsm: cannot start a new log: %s", err);
 			return st;
 		}
-		/* About the log a full memtable leaves (a record takes about
-		 * the bytes of its memtable entry); past it, appends allocate
-		 * blocks as usual. */
-		rk_wal_reserve(w, db->o.write_buffer_size);
 		/* The old log must be durable before the new one holds later
 		 * writes, or a power cut could leave a hole (periodic mode). */
 		if (db->o.sync == RK_LSM_SYNC_PERIODIC &&

@@ -18,39 +18,38 @@
 #define RK_WAL_MAX_RECORD (1u << 30)
 
 typedef struct rk_wal {
-	int fd;                      /* the open log file, O_APPEND not used */
+	int fd;                      /* the open log file */
 	uint64_t number;             /* file number, NNNNNN.log */
+	uint8_t *map;                /* the file, mapped shared; appender only */
+	uint64_t cap;                /* bytes mapped and backed by blocks */
 	atomic_uint_fast64_t size;   /* end of the last whole record written;
 	                                written by the appender, read by a
 	                                syncing thread (release/acquire) */
 	atomic_uint_fast64_t synced; /* size as of the last good fdatasync */
 	atomic_int refs; /* the db and a syncing thread may hold it */
-	uint8_t *stage;  /* small groups are copied here and written with one
-	                    write(2); touched by the appender only */
 } rk_wal_t;
 
-/* Creates DIR/NNNNNN.log with its header, synced. Caller drops its
- * reference with rk_wal_unref(). */
-rk_status_t rk_wal_create(const char *dir, uint64_t number, rk_wal_t **out,
-                          char *err, size_t errlen);
+/* Creates DIR/NNNNNN.log with its header and disk blocks for about
+ * CAPACITY bytes (less when the disk has less; the log grows as needed),
+ * all synced. Caller drops its reference with rk_wal_unref(). */
+rk_status_t rk_wal_create(const char *dir, uint64_t number, uint64_t capacity,
+                          rk_wal_t **out, char *err, size_t errlen);
 
-/* Reserves disk blocks for the first BYTES of the log without changing its
- * size (fallocate with FALLOC_FL_KEEP_SIZE), so that an append inside them
- * allocates nothing and its fdatasync writes no allocation metadata. Best
- * effort: a file system without fallocate, or a full one, just does
- * without. */
-void rk_wal_reserve(rk_wal_t *w, uint64_t bytes);
-
-/* Appends N records, one per payload, with one writev loop. On a short
- * write the file is cut back to the last whole record and the status is
- * RK_RESOURCE_EXHAUSTED (no space) or RK_INTERNAL. */
+/* Appends N records, one per payload, by copying them into the mapping:
+ * once it returns they are in the page cache, safe from a crash of the
+ * process (not of the machine: that takes rk_wal_sync). When the blocks
+ * cannot grow, nothing is written and the status is RK_RESOURCE_EXHAUSTED
+ * (no space) or RK_INTERNAL. */
 rk_status_t rk_wal_append(rk_wal_t *w, const rk_slice_t *payloads, size_t n);
 
-/* fdatasync; RK_INTERNAL on failure (the caller must stop writing). */
+/* fdatasync, which on Linux also writes the pages dirtied through the
+ * mapping; RK_INTERNAL on failure (the caller must stop writing). */
 rk_status_t rk_wal_sync(rk_wal_t *w);
 
 void rk_wal_ref(rk_wal_t *w);
-/* Closes the file when the last reference goes. Safe with NULL. */
+/* When the last reference goes: unmaps, cuts the file back to its last
+ * record (the zeros after it are not needed once the log is closed) and
+ * closes it. Safe with NULL. */
 void rk_wal_unref(rk_wal_t *w);
 
 /* What a replay found. */
@@ -63,8 +62,9 @@ typedef struct rk_wal_report {
 
 typedef rk_status_t (*rk_wal_record_fn)(void *arg, const uint8_t *p, size_t n);
 
-/* Replays PATH record by record into FN. Stops cleanly at a torn or corrupt
- * record, filling REP; returns RK_OK then, the callback's status if it
+/* Replays PATH record by record into FN. Zeros from some offset to the end
+ * of the file are the unused tail of the log, a clean end. Stops cleanly
+ * at a torn or corrupt record, filling REP; returns RK_OK then, the callback's status if it
  * fails, or RK_INTERNAL/RK_DATA_LOSS if the file cannot be read at all. */
 rk_status_t rk_wal_replay(const char *path, rk_wal_record_fn fn, void *arg,
                           rk_wal_report_t *rep);
