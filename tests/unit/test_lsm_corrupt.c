@@ -19,6 +19,7 @@
 #include "lsm.h"
 #include "lsm/lsm_test_util.h"
 #include "table.h"
+#include "wal.h"
 
 #define N 3000
 
@@ -73,14 +74,22 @@ static void read_all(rk_lsm_t *db, int *ok, int *loss, int *missing)
 	}
 }
 
+/* A database with N keys in its log, one byte flipped halfway through the
+ * log; the log's path goes to LOG. */
+static char *make_db_with_damaged_log(char *log, size_t n)
+{
+	char *dir = make_db(0);
+	assert_int_equal(lsm_test_find(dir, "log", log, n), 0);
+	int64_t size = lsm_test_file_size(log);
+	assert_int_equal(lsm_test_flip(log, (uint64_t)size / 2, 0x20), 0);
+	return dir;
+}
+
 static void test_lsm_flipped_log_byte_drops_tail_and_reports_it(void **state)
 {
 	(void)state;
-	char *dir = make_db(0);
 	char log[4200];
-	assert_int_equal(lsm_test_find(dir, "log", log, sizeof(log)), 0);
-	int64_t size = lsm_test_file_size(log);
-	assert_int_equal(lsm_test_flip(log, (uint64_t)size / 2, 0x20), 0);
+	char *dir = make_db_with_damaged_log(log, sizeof(log));
 	char copy[4200];
 	snprintf(copy, sizeof(copy), "%s.bak", dir);
 	assert_int_equal(lsm_test_copy_dir(dir, copy), 0);
@@ -113,6 +122,61 @@ static void test_lsm_flipped_log_byte_drops_tail_and_reports_it(void **state)
 	                 RK_DATA_LOSS);
 	assert_non_null(strstr(err, "commit log damaged"));
 	lsm_test_rmrf(copy);
+	lsm_test_rmrf(dir);
+	free(dir);
+}
+
+static rk_status_t skip_record(void *arg, const uint8_t *p, size_t n)
+{
+	(void)arg;
+	(void)p;
+	(void)n;
+	return RK_OK;
+}
+
+/* Damage in one log stops recovery there: a later log is not replayed,
+ * and its records (not the zero tail a crash leaves behind them) count as
+ * dropped. */
+static void test_lsm_log_after_a_damaged_one_is_dropped_without_its_zeros(
+    void **state)
+{
+	(void)state;
+	char log[4200];
+	char *dir = make_db_with_damaged_log(log, sizeof(log));
+	rk_wal_report_t first;
+	assert_int_equal(rk_wal_replay(log, skip_record, NULL, &first), RK_OK);
+	assert_true(first.dropped_bytes > 0);
+	/* A later log, left as a crash leaves it: records, then zeros. */
+	const char *base = strrchr(log, '/') + 1;
+	uint64_t number = strtoull(base, NULL, 10) + 1;
+	rk_wal_t *w;
+	assert_int_equal(rk_wal_create(dir, number, 0, &w, NULL, 0), RK_OK);
+	uint8_t rec[40];
+	memset(rec, 0x5a, sizeof(rec));
+	rk_slice_t one = rk_slice(rec, sizeof(rec));
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(rk_wal_append(w, &one, 1), RK_OK);
+	rk_wal_unref(w);
+	char later[4200];
+	rk_lsm_file_name(later, sizeof(later), dir, number, "log");
+	int64_t later_size = lsm_test_file_size(later);
+	assert_int_equal(later_size, RK_WAL_HEADER + 3 * (8 + 40));
+	assert_int_equal(truncate(later, later_size + 65536), 0);
+
+	rk_lsm_options_t o;
+	lsm_test_options(&o);
+	rk_lsm_t *db;
+	assert_int_equal(rk_lsm_open(dir, &o, &db, NULL, 0), RK_OK);
+	rk_lsm_stats_t s;
+	rk_lsm_stats(db, &s);
+	assert_int_equal(s.recovery_dropped_bytes,
+	                 first.dropped_bytes + (uint64_t)later_size);
+	assert_non_null(strstr(s.recovery_drop_reason, base));
+	int ok, loss, missing;
+	read_all(db, &ok, &loss, &missing);
+	assert_true(ok > N / 3 && ok < N);
+	assert_int_equal(ok + missing, N);
+	rk_lsm_close(db);
 	lsm_test_rmrf(dir);
 	free(dir);
 }
@@ -232,6 +296,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(
 	        test_lsm_flipped_log_byte_drops_tail_and_reports_it),
+	    cmocka_unit_test(
+	        test_lsm_log_after_a_damaged_one_is_dropped_without_its_zeros),
 	    cmocka_unit_test(test_lsm_flipped_data_block_byte_gives_data_loss),
 	    cmocka_unit_test(test_lsm_flipped_index_byte_gives_data_loss),
 	    cmocka_unit_test(test_lsm_flipped_bloom_byte_gives_data_loss),

@@ -251,6 +251,90 @@ static void test_wal_open_log_has_blocks_and_a_zero_tail_that_replays_clean(
 	free(dir);
 }
 
+/* A log left open by a crash keeps its zero tail: damage in it drops the
+ * records from the bad one to the last, and does not count the zeros. */
+static void test_wal_damage_in_an_open_log_drops_records_not_its_zero_tail(
+    void **state)
+{
+	(void)state;
+	char *dir = lsm_test_tmpdir("waldz");
+	rk_wal_t *w;
+	assert_int_equal(rk_wal_create(dir, 7, 1 << 20, &w, NULL, 0), RK_OK);
+	append_64(w, 50);
+	assert_int_equal(rk_wal_sync(w), RK_OK);
+	char path[4200];
+	rk_lsm_file_name(path, sizeof(path), dir, 7, "log");
+	uint64_t end = RK_WAL_HEADER + 50 * 72;
+	assert_true(lsm_test_file_size(path) >= (1 << 20));
+	uint64_t bytes;
+	assert_int_equal(rk_wal_data_bytes(path, &bytes), RK_OK);
+	assert_int_equal(bytes, end);
+	/* the payload of record 10 (each is 8 + 64 bytes) */
+	uint64_t bad = RK_WAL_HEADER + 10 * 72;
+	assert_int_equal(lsm_test_flip(path, bad + 20, 0x04), 0);
+	int n = 0;
+	rk_wal_report_t rep;
+	assert_int_equal(rk_wal_replay(path, count_record, &n, &rep), RK_OK);
+	assert_int_equal(n, 10);
+	assert_int_equal(rep.drop_offset, bad);
+	assert_int_equal(rep.dropped_bytes, end - bad);
+	rk_wal_unref(w);
+	/* an empty file holds no data, a missing one cannot be read */
+	assert_int_equal(truncate(path, 0), 0);
+	assert_int_equal(rk_wal_data_bytes(path, &bytes), RK_OK);
+	assert_int_equal(bytes, 0);
+	unlink(path);
+	assert_int_equal(rk_wal_data_bytes(path, &bytes), RK_INTERNAL);
+	lsm_test_rmrf(dir);
+	free(dir);
+}
+
+/* Writes the N bytes at P as the whole file PATH. */
+static void put_file(const char *path, const void *p, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(p, 1, n, f), n);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* A log whose creation was cut short holds only zeros: nothing to replay
+ * and nothing lost. A torn or foreign header is damage, reported whole. */
+static void test_wal_headers_zero_short_and_foreign(void **state)
+{
+	(void)state;
+	char *dir = lsm_test_tmpdir("walhdr");
+	char path[4200];
+	rk_lsm_file_name(path, sizeof(path), dir, 7, "log");
+	static const uint8_t zeros[65536];
+	const uint8_t foreign[40] = "SQLite format 3";
+	struct {
+		const void *p;
+		size_t n;
+		uint64_t dropped;
+		const char *why;
+	} cases[] = {
+	    {zeros, 0, 0, ""},
+	    {zeros, 9, 0, ""},
+	    {zeros, sizeof(zeros), 0, ""},
+	    {"RKWAL", 5, 5, "short log header"},
+	    {foreign, sizeof(foreign), 15, "bad log header"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		put_file(path, cases[i].p, cases[i].n);
+		int n = 0;
+		rk_wal_report_t rep;
+		assert_int_equal(rk_wal_replay(path, count_record, &n, &rep),
+		                 RK_OK);
+		assert_int_equal(n, 0);
+		assert_int_equal(rep.dropped_bytes, cases[i].dropped);
+		assert_non_null(strstr(rep.reason, cases[i].why));
+		assert_int_equal(rep.reason[0] == 0, cases[i].why[0] == 0);
+	}
+	lsm_test_rmrf(dir);
+	free(dir);
+}
+
 static rk_status_t check_big(void *arg, const uint8_t *p, size_t n)
 {
 	int *i = arg;
@@ -744,6 +828,9 @@ int main(void)
 	    cmocka_unit_test(test_batch_walk_refuses_every_truncation),
 	    cmocka_unit_test(test_wal_replays_all_then_stops_at_torn_tail),
 	    cmocka_unit_test(test_wal_open_log_has_blocks_and_a_zero_tail_that_replays_clean),
+	    cmocka_unit_test(
+	        test_wal_damage_in_an_open_log_drops_records_not_its_zero_tail),
+	    cmocka_unit_test(test_wal_headers_zero_short_and_foreign),
 	    cmocka_unit_test(test_wal_large_group_goes_out_whole_and_replays),
 	    cmocka_unit_test(test_wal_stops_at_corrupt_record_and_reports_it),
 	    cmocka_unit_test(test_block_roundtrip_seek_and_corruption),

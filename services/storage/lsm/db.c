@@ -289,10 +289,9 @@ static rk_status_t recover(rk_lsm_t *db, char *err, size_t errlen)
 	for (size_t i = 0; i < nlogs && st == RK_OK; i++) {
 		rk_lsm_file_name(path, sizeof(path), db->dir, logs[i], "log");
 		if (stopped) { /* never replay past a hole */
-			struct stat sb;
-			if (stat(path, &sb) == 0)
-				db->st.recovery_dropped_bytes +=
-				    (uint64_t)sb.st_size;
+			uint64_t n;
+			if (rk_wal_data_bytes(path, &n) == RK_OK)
+				db->st.recovery_dropped_bytes += n;
 			continue;
 		}
 		rk_wal_report_t rep;

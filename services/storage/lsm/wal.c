@@ -258,41 +258,89 @@ static bool all_zero(const uint8_t *p, uint64_t n)
 	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
 
-static void drop(rk_wal_report_t *rep, uint64_t off, uint64_t size,
-                 const char *why)
+/* The length of the N bytes at M without their zero tail: where the data
+ * of a log ends. A log that was open when the process died keeps the zeros
+ * of its unused blocks, which are neither records nor lost data. */
+static uint64_t data_end(const uint8_t *m, uint64_t n)
 {
-	rep->dropped_bytes = size - off;
+	while (n >= 8) {
+		uint64_t word;
+		memcpy(&word, m + n - 8, 8);
+		if (word != 0)
+			break;
+		n -= 8;
+	}
+	while (n > 0 && m[n - 1] == 0)
+		n--;
+	return n;
+}
+
+/* Reports the bytes from OFF to the end of the data as dropped. */
+static void drop(rk_wal_report_t *rep, const uint8_t *m, uint64_t off,
+                 uint64_t size, const char *why)
+{
+	uint64_t end = data_end(m, size);
+	if (end <= off)
+		return; /* only zeros from OFF: nothing was there to lose */
+	rep->dropped_bytes = end - off;
 	rep->drop_offset = off;
 	snprintf(rep->reason, sizeof(rep->reason), "%s at offset %" PRIu64, why,
 	         off);
+}
+
+/* Maps the file at PATH read-only into *M (NULL when it is empty) and its
+ * length into *SIZE; RK_INTERNAL if it cannot be read. */
+static rk_status_t map_file(const char *path, uint8_t **m, uint64_t *size)
+{
+	*m = NULL;
+	*size = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return RK_INTERNAL;
+	struct stat st;
+	rk_status_t ret = RK_INTERNAL;
+	if (fstat(fd, &st) == 0) {
+		*size = (uint64_t)st.st_size;
+		void *p = *size > 0 ? mmap(NULL, *size, PROT_READ, MAP_PRIVATE,
+		                           fd, 0)
+		                    : NULL;
+		if (p != MAP_FAILED) {
+			*m = p;
+			ret = RK_OK;
+		}
+	}
+	close(fd);
+	return ret;
+}
+
+rk_status_t rk_wal_data_bytes(const char *path, uint64_t *bytes)
+{
+	uint8_t *m;
+	uint64_t size;
+	rk_status_t st = map_file(path, &m, &size);
+	*bytes = st == RK_OK && m != NULL ? data_end(m, size) : 0;
+	if (m != NULL)
+		munmap(m, size);
+	return st;
 }
 
 rk_status_t rk_wal_replay(const char *path, rk_wal_record_fn fn, void *arg,
                           rk_wal_report_t *rep)
 {
 	memset(rep, 0, sizeof(*rep));
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return RK_INTERNAL;
-	struct stat st;
-	if (fstat(fd, &st) != 0) {
-		close(fd);
-		return RK_INTERNAL;
-	}
-	uint64_t size = (uint64_t)st.st_size;
+	uint8_t *m;
+	uint64_t size;
+	rk_status_t ret = map_file(path, &m, &size);
+	if (ret != RK_OK || m == NULL)
+		return ret;
+	/* A file of zeros only (creation cut short after its blocks were
+	 * given) holds nothing: drop() reports nothing for it. */
 	if (size < RK_WAL_HEADER) {
-		close(fd); /* creation was cut short: holds nothing */
-		if (size > 0)
-			drop(rep, 0, size, "short log header");
-		return RK_OK;
+		drop(rep, m, 0, size, "short log header");
+		goto out;
 	}
-	uint8_t *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (m == MAP_FAILED)
-		return RK_INTERNAL;
-	rk_status_t ret = RK_OK;
 	if (memcmp(m, wal_magic, 8) != 0 || rk_get_u32(m + 8) != 1) {
-		drop(rep, 0, size, "bad log header");
+		drop(rep, m, 0, size, "bad log header");
 		goto out;
 	}
 	uint64_t off = RK_WAL_HEADER;
@@ -300,28 +348,28 @@ rk_status_t rk_wal_replay(const char *path, rk_wal_record_fn fn, void *arg,
 		if (m[off] == 0 && all_zero(m + off, size - off))
 			break; /* the unused tail of the log */
 		if (size - off < 8) {
-			drop(rep, off, size, "torn record header");
+			drop(rep, m, off, size, "torn record header");
 			break;
 		}
 		uint32_t crc = rk_get_u32(m + off);
 		uint32_t len = rk_get_u32(m + off + 4);
 		if (len == 0 || len > RK_WAL_MAX_RECORD) {
-			drop(rep, off, size, "bad record length");
+			drop(rep, m, off, size, "bad record length");
 			break;
 		}
 		if (size - off - 8 < len) {
-			drop(rep, off, size, "torn record");
+			drop(rep, m, off, size, "torn record");
 			break;
 		}
 		uint32_t c = rk_crc32c_extend(rk_crc32c(m + off + 4, 4),
 		                              m + off + 8, len);
 		if (rk_crc32c_unmask(crc) != c) {
-			drop(rep, off, size, "record checksum mismatch");
+			drop(rep, m, off, size, "record checksum mismatch");
 			break;
 		}
 		ret = fn(arg, m + off + 8, len);
 		if (ret == RK_DATA_LOSS) {
-			drop(rep, off, size, "record does not decode");
+			drop(rep, m, off, size, "record does not decode");
 			ret = RK_OK;
 			break;
 		}

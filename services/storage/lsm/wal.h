@@ -55,7 +55,8 @@ void rk_wal_unref(rk_wal_t *w);
 /* What a replay found. */
 typedef struct rk_wal_report {
 	uint64_t records;       /* whole records handed to the callback */
-	uint64_t dropped_bytes; /* bytes from the first bad record to EOF */
+	uint64_t dropped_bytes; /* from the first bad record to the last
+	                           non-zero byte (a zero tail is no data) */
 	uint64_t drop_offset;   /* offset of that record */
 	char reason[120];       /* why, "" when nothing was dropped */
 } rk_wal_report_t;
@@ -68,6 +69,11 @@ typedef rk_status_t (*rk_wal_record_fn)(void *arg, const uint8_t *p, size_t n);
  * fails, or RK_INTERNAL/RK_DATA_LOSS if the file cannot be read at all. */
 rk_status_t rk_wal_replay(const char *path, rk_wal_record_fn fn, void *arg,
                           rk_wal_report_t *rep);
+
+/* The bytes of the log at PATH up to its last non-zero byte: what a replay
+ * that never reads it (it comes after a damaged log) drops. RK_INTERNAL if
+ * the file cannot be read. */
+rk_status_t rk_wal_data_bytes(const char *path, uint64_t *bytes);
 
 /* "DIR/NNNNNN.EXT" into OUT. */
 void rk_lsm_file_name(char *out, size_t n, const char *dir, uint64_t number,
