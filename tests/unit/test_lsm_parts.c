@@ -289,6 +289,49 @@ static void test_wal_damage_in_an_open_log_drops_records_not_its_zero_tail(
 	free(dir);
 }
 
+/* Resident KiB of the mapping that starts at ADDR (/proc/self/smaps). */
+static long mapping_rss_kb(const void *addr)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	assert_non_null(f);
+	char line[512];
+	int in = 0;
+	long kb = -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			in = lo == (unsigned long)(uintptr_t)addr;
+		else if (in && sscanf(line, "Rss: %ld kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return kb;
+}
+
+/* An open log keeps only its last chunk mapped: what is behind is in the
+ * page cache, dirty, and a replay (after a crash of the process) reads it
+ * all, synced or not. */
+static void test_wal_unmaps_what_is_behind_and_loses_nothing(void **state)
+{
+	(void)state;
+	char *dir = lsm_test_tmpdir("walrel");
+	rk_wal_t *w;
+	assert_int_equal(rk_wal_create(dir, 7, 1 << 20, &w, NULL, 0), RK_OK);
+	append_64(w, 60000); /* 4.3 MB: past the capacity, so it grows */
+	long kb = mapping_rss_kb(w->map);
+	assert_true(kb >= 0 && kb <= 256 + 4);
+	char path[4200];
+	rk_lsm_file_name(path, sizeof(path), dir, 7, "log");
+	int n = 0;
+	rk_wal_report_t rep;
+	assert_int_equal(rk_wal_replay(path, count_record, &n, &rep), RK_OK);
+	assert_int_equal(n, 60000);
+	assert_int_equal(rep.dropped_bytes, 0);
+	rk_wal_unref(w);
+	lsm_test_rmrf(dir);
+	free(dir);
+}
+
 /* Writes the N bytes at P as the whole file PATH. */
 static void put_file(const char *path, const void *p, size_t n)
 {
@@ -831,6 +874,7 @@ int main(void)
 	    cmocka_unit_test(
 	        test_wal_damage_in_an_open_log_drops_records_not_its_zero_tail),
 	    cmocka_unit_test(test_wal_headers_zero_short_and_foreign),
+	    cmocka_unit_test(test_wal_unmaps_what_is_behind_and_loses_nothing),
 	    cmocka_unit_test(test_wal_large_group_goes_out_whole_and_replays),
 	    cmocka_unit_test(test_wal_stops_at_corrupt_record_and_reports_it),
 	    cmocka_unit_test(test_block_roundtrip_seek_and_corruption),

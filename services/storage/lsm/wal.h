@@ -22,6 +22,8 @@ typedef struct rk_wal {
 	uint64_t number;             /* file number, NNNNNN.log */
 	uint8_t *map;                /* the file, mapped shared; appender only */
 	uint64_t cap;                /* bytes mapped and backed by blocks */
+	uint64_t released;           /* pages below this are unmapped (their
+	                                data stays in the page cache) */
 	atomic_uint_fast64_t size;   /* end of the last whole record written;
 	                                written by the appender, read by a
 	                                syncing thread (release/acquire) */
