@@ -138,6 +138,38 @@ static void test_batch_walk_refuses_every_truncation(void **state)
 	rk_lsm_batch_free(b);
 }
 
+static int sign(int x)
+{
+	return (x > 0) - (x < 0);
+}
+
+/* The inline comparison orders keys as memcmp does with a proper prefix
+ * first: every length up to past the memcmp cut-over, the first
+ * difference at every offset, and bytes above 0x7f (unsigned order). */
+static void test_bytes_cmp_orders_as_memcmp(void **state)
+{
+	(void)state;
+	uint8_t a[48], b[48];
+	uint64_t x = 7;
+	for (int round = 0; round < 20000; round++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		size_t an = x % 41, bn = (x >> 8) % 41;
+		for (size_t i = 0; i < sizeof(a); i++)
+			a[i] = b[i] = (uint8_t)(i * 37 + round);
+		size_t at = (x >> 16) % 41; /* where they differ, if they do */
+		if (at < sizeof(a) && (x >> 24) % 4 != 0)
+			b[at] = (uint8_t)(b[at] ^ (uint8_t)(x >> 32 | 1));
+		size_t n = an < bn ? an : bn;
+		int ref = n ? memcmp(a, b, n) : 0;
+		if (ref == 0)
+			ref = an < bn ? -1 : an > bn ? 1 : 0;
+		assert_int_equal(sign(rk_bytes_cmp(a, an, b, bn)), sign(ref));
+		assert_int_equal(sign(rk_bytes_cmp(b, bn, a, an)), -sign(ref));
+	}
+}
+
 static rk_status_t count_record(void *arg, const uint8_t *p, size_t n)
 {
 	(void)p;
@@ -308,6 +340,16 @@ static long mapping_rss_kb(const void *addr)
 	return kb;
 }
 
+/* PATH replays exactly N records and drops nothing. */
+static void assert_replays_whole(const char *path, int n)
+{
+	int got = 0;
+	rk_wal_report_t rep;
+	assert_int_equal(rk_wal_replay(path, count_record, &got, &rep), RK_OK);
+	assert_int_equal(got, n);
+	assert_int_equal(rep.dropped_bytes, 0);
+}
+
 /* An open log keeps only its last chunk mapped: what is behind is in the
  * page cache, dirty, and a replay (after a crash of the process) reads it
  * all, synced or not. */
@@ -322,12 +364,34 @@ static void test_wal_unmaps_what_is_behind_and_loses_nothing(void **state)
 	assert_true(kb >= 0 && kb <= 256 + 4);
 	char path[4200];
 	rk_lsm_file_name(path, sizeof(path), dir, 7, "log");
-	int n = 0;
-	rk_wal_report_t rep;
-	assert_int_equal(rk_wal_replay(path, count_record, &n, &rep), RK_OK);
-	assert_int_equal(n, 60000);
-	assert_int_equal(rep.dropped_bytes, 0);
+	assert_replays_whole(path, 60000);
 	rk_wal_unref(w);
+	lsm_test_rmrf(dir);
+	free(dir);
+}
+
+/* With prefault on (the periodic policy), the chunk ahead of the records
+ * is mapped before they reach it, and still at most three chunks stay
+ * mapped; the pages mapped ahead are zeros, which replay as the clean
+ * end, and closing cuts them off. */
+static void test_wal_prefaults_ahead_and_replays_exactly(void **state)
+{
+	(void)state;
+	char *dir = lsm_test_tmpdir("walpre");
+	rk_wal_t *w;
+	assert_int_equal(rk_wal_create(dir, 7, 1 << 20, &w, NULL, 0), RK_OK);
+	w->prefault = true;
+	append_64(w, 1);
+	if (w->prefault) /* the kernel has MADV_POPULATE_WRITE */
+		assert_true(mapping_rss_kb(w->map) >= 512);
+	append_64(w, 59999); /* 4.3 MB: past the capacity, so it grows */
+	long kb = mapping_rss_kb(w->map);
+	assert_true(kb >= 0 && kb <= 3 * 256 + 4);
+	char path[4200];
+	rk_lsm_file_name(path, sizeof(path), dir, 7, "log");
+	assert_replays_whole(path, 60000);
+	rk_wal_unref(w);
+	assert_int_equal(lsm_test_file_size(path), RK_WAL_HEADER + 60000 * 72);
 	lsm_test_rmrf(dir);
 	free(dir);
 }
@@ -869,12 +933,14 @@ int main(void)
 	        test_crc32c_three_stream_path_matches_small_pieces),
 	    cmocka_unit_test(test_siphash_depends_on_key_and_every_byte),
 	    cmocka_unit_test(test_batch_walk_refuses_every_truncation),
+	    cmocka_unit_test(test_bytes_cmp_orders_as_memcmp),
 	    cmocka_unit_test(test_wal_replays_all_then_stops_at_torn_tail),
 	    cmocka_unit_test(test_wal_open_log_has_blocks_and_a_zero_tail_that_replays_clean),
 	    cmocka_unit_test(
 	        test_wal_damage_in_an_open_log_drops_records_not_its_zero_tail),
 	    cmocka_unit_test(test_wal_headers_zero_short_and_foreign),
 	    cmocka_unit_test(test_wal_unmaps_what_is_behind_and_loses_nothing),
+	    cmocka_unit_test(test_wal_prefaults_ahead_and_replays_exactly),
 	    cmocka_unit_test(test_wal_large_group_goes_out_whole_and_replays),
 	    cmocka_unit_test(test_wal_stops_at_corrupt_record_and_reports_it),
 	    cmocka_unit_test(test_block_roundtrip_seek_and_corruption),

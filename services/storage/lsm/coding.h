@@ -104,14 +104,36 @@ static inline const uint8_t *rk_get_varint32(const uint8_t *p,
 	return p;
 }
 
-/* Bytewise comparison, a proper prefix first. */
+/* Bytewise comparison, a proper prefix first; the sign is what counts.
+ * Keys up to 32 bytes (the usual case) are compared inline, 8 bytes at a
+ * time as big-endian words: a call into the C library's memcmp was a
+ * seventh of a scan's time. Longer keys go to memcmp, faster there. */
 static inline int rk_bytes_cmp(const uint8_t *a, size_t an, const uint8_t *b,
                                size_t bn)
 {
 	size_t n = an < bn ? an : bn;
-	int c = n ? memcmp(a, b, n) : 0;
-	if (c != 0)
-		return c;
+	if (n > 32) {
+		int c = memcmp(a, b, n);
+		if (c != 0)
+			return c;
+	} else {
+		size_t i = 0;
+		for (; i + 8 <= n; i += 8) {
+			uint64_t x, y;
+			memcpy(&x, a + i, 8);
+			memcpy(&y, b + i, 8);
+			if (x != y) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+				x = __builtin_bswap64(x);
+				y = __builtin_bswap64(y);
+#endif
+				return x < y ? -1 : 1;
+			}
+		}
+		for (; i < n; i++)
+			if (a[i] != b[i])
+				return a[i] < b[i] ? -1 : 1;
+	}
 	return an < bn ? -1 : an > bn ? 1 : 0;
 }
 

@@ -325,6 +325,8 @@ static rk_status_t recover(rk_lsm_t *db, char *err, size_t errlen)
 		st = rk_wal_create(db->dir, log_number,
 		                   db->o.write_buffer_size, &db->wal, err,
 		                   errlen);
+	if (st == RK_OK) /* see prefault_ahead() in wal.c */
+		db->wal->prefault = db->o.sync == RK_LSM_SYNC_PERIODIC;
 	if (st == RK_OK) {
 		rk_version_t *v = rk_version_apply(db->current, &edit);
 		if (v == NULL) {

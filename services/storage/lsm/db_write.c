@@ -98,6 +98,7 @@ static rk_status_t make_room(rk_lsm_t *db, bool force)
 			rk_warn("lsm: cannot start a new log: %s", err);
 			return st;
 		}
+		w->prefault = db->o.sync == RK_LSM_SYNC_PERIODIC;
 		/* The old log must be durable before the new one holds later
 		 * writes, or a power cut could leave a hole (periodic mode). */
 		if (db->o.sync == RK_LSM_SYNC_PERIODIC &&

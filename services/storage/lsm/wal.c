@@ -216,6 +216,35 @@ static void release_behind(rk_wal_t *w, uint64_t end)
 	w->released = behind;
 }
 
+/* With `prefault`, the chunk after the one being written is mapped
+ * writable in one call as the records enter a chunk. Why: otherwise every
+ * 4 KiB of records takes a page fault on first touch, one put in thirty
+ * at 100-byte values, and on the benchmark machine that fault was the
+ * 99th percentile of a put. The pages mapped ahead are dirty zeros, and an
+ * fdatasync before the records reach them writes them out once more; so
+ * the owner sets it only where syncs are rare (the periodic policy), not
+ * where every put syncs anyway. Best effort: a kernel without
+ * MADV_POPULATE_WRITE (before 5.14) just faults as before. */
+static void prefault_ahead(rk_wal_t *w, uint64_t end)
+{
+#ifdef MADV_POPULATE_WRITE
+	uint64_t want = (end / RELEASE_CHUNK + 2) * RELEASE_CHUNK;
+	if (want > w->cap)
+		want = w->cap;
+	uint64_t from = w->prefaulted > w->released ? w->prefaulted
+	                                            : w->released;
+	if (!w->prefault || want <= from)
+		return;
+	if (madvise(w->map + from, want - from, MADV_POPULATE_WRITE) != 0 &&
+	    errno == EINVAL)
+		w->prefault = false;
+	w->prefaulted = want;
+#else
+	(void)w;
+	(void)end;
+#endif
+}
+
 /* Header of one record (crc, length) into H. */
 static void record_header(uint8_t *h, rk_slice_t s)
 {
@@ -233,6 +262,7 @@ rk_status_t rk_wal_append(rk_wal_t *w, const rk_slice_t *payloads, size_t n)
 	rk_status_t st = ensure_cap(w, size + total);
 	if (st != RK_OK)
 		return st;
+	prefault_ahead(w, size + total);
 	uint8_t *p = w->map + size;
 	for (size_t i = 0; i < n; i++) {
 		record_header(p, payloads[i]);

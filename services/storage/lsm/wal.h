@@ -7,6 +7,7 @@
 #define RK_LSM_WAL_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,9 @@ typedef struct rk_wal {
 	uint64_t cap;                /* bytes mapped and backed by blocks */
 	uint64_t released;           /* pages below this are unmapped (their
 	                                data stays in the page cache) */
+	bool prefault;               /* map pages ahead of the records (set
+	                                by the owner; see wal.c) */
+	uint64_t prefaulted;         /* pages below this were mapped ahead */
 	atomic_uint_fast64_t size;   /* end of the last whole record written;
 	                                written by the appender, read by a
 	                                syncing thread (release/acquire) */
