@@ -154,6 +154,57 @@ static void test_lsm_reopen_keeps_every_write_across_tables(void **state)
 	free(dir);
 }
 
+/* Scans COUNT keys of DB from the first; returns the cache's bytes after. */
+static uint64_t scan_all(rk_lsm_t *db, int count)
+{
+	rk_lsm_iter_t *it;
+	assert_int_equal(rk_lsm_iter_new(db, &it), RK_OK);
+	int n = 0;
+	for (rk_lsm_iter_seek_first(it); rk_lsm_iter_valid(it);
+	     rk_lsm_iter_next(it))
+		n++;
+	assert_int_equal(rk_lsm_iter_status(it), RK_OK);
+	rk_lsm_iter_free(it);
+	assert_int_equal(n, count);
+	rk_lsm_stats_t s;
+	rk_lsm_stats(db, &s);
+	return s.cache_bytes;
+}
+
+/* A scan leaves the block cache to point reads unless told otherwise. */
+static void test_lsm_scans_fill_the_cache_only_when_asked(void **state)
+{
+	(void)state;
+	char *dir = lsm_test_tmpdir("scancache");
+	rk_lsm_options_t o;
+	lsm_test_options(&o);
+	rk_lsm_t *db = open_db(dir, &o);
+	char k[32], v[128];
+	for (int i = 0; i < 5000; i++) {
+		key_of(k, sizeof(k), i);
+		val_of(v, sizeof(v), i, 0);
+		assert_int_equal(rk_lsm_put(db, k, strlen(k), v, strlen(v)),
+		                 RK_OK);
+	}
+	assert_int_equal(rk_lsm_flush(db), RK_OK);
+	key_of(k, sizeof(k), 7);
+	val_of(v, sizeof(v), 7, 0);
+	check_value(db, k, v); /* one point read: one block cached */
+	rk_lsm_stats_t s;
+	rk_lsm_stats(db, &s);
+	uint64_t one = s.cache_bytes;
+	assert_true(one > 0);
+	assert_int_equal(scan_all(db, 5000), one);
+	rk_lsm_close(db);
+
+	o.scan_fill_cache = 1;
+	db = open_db(dir, &o);
+	assert_true(scan_all(db, 5000) > 10 * one);
+	rk_lsm_close(db);
+	lsm_test_rmrf(dir);
+	free(dir);
+}
+
 static void test_lsm_iterator_sees_one_consistent_snapshot(void **state)
 {
 	(void)state;
@@ -503,6 +554,7 @@ static void test_lsm_rejects_bad_arguments_and_second_open(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_lsm_scans_fill_the_cache_only_when_asked),
 	    cmocka_unit_test(test_lsm_put_get_delete_roundtrip),
 	    cmocka_unit_test(test_lsm_batch_applies_in_order_atomically),
 	    cmocka_unit_test(test_lsm_reopen_keeps_every_write_across_tables),

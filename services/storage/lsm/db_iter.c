@@ -102,7 +102,8 @@ rk_status_t rk_lsm_iter_new(rk_lsm_t *db, rk_lsm_iter_t **out)
 		kids[n++] = rk_memtable_iter(db->mem);
 		if (db->imm != NULL)
 			kids[n++] = rk_memtable_iter(db->imm);
-		n += rk_version_iters(db->current, kids + n, true);
+		n += rk_version_iters(db->current, kids + n,
+		                       db->o.scan_fill_cache != 0);
 	}
 	pthread_mutex_unlock(&db->mu);
 	bool ok = kids != NULL;

@@ -38,6 +38,10 @@ typedef struct rk_lsm_options {
 	size_t write_buffer_size;  /* memtable bytes before it is flushed */
 	size_t block_size;         /* raw bytes per data block */
 	size_t block_cache_bytes;  /* byte bound of the block cache */
+	int scan_fill_cache;       /* iterators keep the blocks they read in
+	                              the cache (0: a scan, such as an
+	                              anti-entropy pass, leaves the blocks
+	                              of point reads where they are) */
 	int compression;           /* LZ4 data blocks (1) or raw (0) */
 	int bloom_bits_per_key;    /* bloom filter bits per key */
 	size_t target_file_size;   /* compaction output table size */
@@ -52,7 +56,7 @@ typedef struct rk_lsm_options {
 
 /* Fills O with the defaults: create_if_missing, sync batch (periodic
  * every 100 ms when chosen), 4 MiB memtable, 4 KiB blocks, 8 MiB block
- * cache, LZ4 on, 10 bloom bits a key, 2 MiB tables, L1 10 MiB, L0
+ * cache that scans do not fill, LZ4 on, 10 bloom bits a key, 2 MiB tables, L1 10 MiB, L0
  * triggers 4/8/12, GC grace 10 days, keys <= 64 KiB - 1, values <= 64 MiB. */
 void rk_lsm_options_default(rk_lsm_options_t *o);
 
