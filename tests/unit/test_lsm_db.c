@@ -205,6 +205,21 @@ static void test_lsm_scans_fill_the_cache_only_when_asked(void **state)
 	free(dir);
 }
 
+/* IT is on key I with its first value (version 0). */
+static void assert_at_version0(rk_lsm_iter_t *it, int i)
+{
+	char k[32], v[96];
+	key_of(k, sizeof(k), i);
+	val_of(v, sizeof(v), i, 0);
+	size_t kl, vl;
+	const char *kk = rk_lsm_iter_key(it, &kl);
+	const char *vv = rk_lsm_iter_value(it, &vl);
+	assert_int_equal(kl, strlen(k));
+	assert_memory_equal(kk, k, kl);
+	assert_int_equal(vl, strlen(v));
+	assert_memory_equal(vv, v, vl);
+}
+
 static void test_lsm_iterator_sees_one_consistent_snapshot(void **state)
 {
 	(void)state;
@@ -231,20 +246,15 @@ static void test_lsm_iterator_sees_one_consistent_snapshot(void **state)
 	assert_int_equal(rk_lsm_compact(db), RK_OK);
 	int count = 0;
 	for (rk_lsm_iter_seek_first(it); rk_lsm_iter_valid(it);
-	     rk_lsm_iter_next(it)) {
-		size_t kl, vl;
-		const char *kk = rk_lsm_iter_key(it, &kl);
-		const char *vv = rk_lsm_iter_value(it, &vl);
-		key_of(k, sizeof(k), count);
-		val_of(v, sizeof(v), count, 0);
-		assert_int_equal(kl, strlen(k));
-		assert_memory_equal(kk, k, kl);
-		assert_int_equal(vl, strlen(v));
-		assert_memory_equal(vv, v, vl);
-		count++;
-	}
+	     rk_lsm_iter_next(it))
+		assert_at_version0(it, count++);
 	assert_int_equal(rk_lsm_iter_status(it), RK_OK);
 	assert_int_equal(count, N);
+	/* and backward: the same snapshot, newest visible versions only */
+	for (rk_lsm_iter_seek_last(it); rk_lsm_iter_valid(it);
+	     rk_lsm_iter_prev(it))
+		assert_at_version0(it, --count);
+	assert_int_equal(count, 0);
 	rk_lsm_iter_free(it);
 
 	/* a new iterator sees the deletes; seek lands on the next key */
@@ -256,6 +266,19 @@ static void test_lsm_iterator_sees_one_consistent_snapshot(void **state)
 	const char *kk = rk_lsm_iter_key(it, &kl);
 	key_of(k, sizeof(k), 101);
 	assert_memory_equal(kk, k, kl);
+	/* back over the deleted 100 to 99, and forward again to 101 */
+	rk_lsm_iter_prev(it);
+	kk = rk_lsm_iter_key(it, &kl);
+	key_of(k, sizeof(k), 99);
+	assert_memory_equal(kk, k, kl);
+	rk_lsm_iter_next(it);
+	kk = rk_lsm_iter_key(it, &kl);
+	key_of(k, sizeof(k), 101);
+	assert_memory_equal(kk, k, kl);
+	/* the last key is the one written after the deletes */
+	rk_lsm_iter_seek_last(it);
+	kk = rk_lsm_iter_key(it, &kl);
+	assert_memory_equal(kk, "zzz", 3);
 	count = 0;
 	for (rk_lsm_iter_seek_first(it); rk_lsm_iter_valid(it);
 	     rk_lsm_iter_next(it))

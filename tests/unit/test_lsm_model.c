@@ -97,29 +97,69 @@ static void check_all(rk_lsm_t *db, val_t *m, unsigned long long seed, int op)
 	}
 }
 
+/* The iterator is on model key I, or invalid when I is out of range. */
+static void assert_at(rk_lsm_iter_t *it, const val_t *m, int i)
+{
+	if (i < 0 || i >= NKEYS) {
+		assert_false(rk_lsm_iter_valid(it));
+		return;
+	}
+	assert_true(rk_lsm_iter_valid(it));
+	char k[32];
+	size_t kn = key_of(k, i), kl, vl;
+	const void *kk = rk_lsm_iter_key(it, &kl);
+	const void *vv = rk_lsm_iter_value(it, &vl);
+	assert_int_equal(kl, kn);
+	assert_memory_equal(kk, k, kn);
+	assert_int_equal(vl, m[i].n);
+	assert_memory_equal(vv, m[i].p, vl);
+}
+
+/* The present model key after I (NKEYS if none), and before I (-1). */
+static int next_present(const val_t *m, int i)
+{
+	for (i++; i < NKEYS && m[i].p == NULL; i++)
+		;
+	return i;
+}
+
+static int prev_present(const val_t *m, int i)
+{
+	for (i--; i >= 0 && m[i].p == NULL; i--)
+		;
+	return i;
+}
+
+/* A full scan forward, one backward, and a random walk in both
+ * directions from a random key, each checked against the model. */
 static void check_scan(rk_lsm_iter_t *it, val_t *m)
 {
-	int i = 0;
+	int i = next_present(m, -1);
+	for (rk_lsm_iter_seek_first(it); i < NKEYS;
+	     rk_lsm_iter_next(it), i = next_present(m, i))
+		assert_at(it, m, i);
+	assert_at(it, m, i);
+	i = prev_present(m, NKEYS);
+	for (rk_lsm_iter_seek_last(it); i >= 0;
+	     rk_lsm_iter_prev(it), i = prev_present(m, i))
+		assert_at(it, m, i);
+	assert_at(it, m, i);
 	char k[32];
-	for (rk_lsm_iter_seek_first(it); rk_lsm_iter_valid(it);
-	     rk_lsm_iter_next(it)) {
-		while (i < NKEYS && m[i].p == NULL)
-			i++;
-		assert_true(i < NKEYS);
-		size_t kl, vl;
-		const void *kk = rk_lsm_iter_key(it, &kl);
-		const void *vv = rk_lsm_iter_value(it, &vl);
-		size_t kn = key_of(k, i);
-		assert_int_equal(kl, kn);
-		assert_memory_equal(kk, k, kn);
-		assert_int_equal(vl, m[i].n);
-		assert_memory_equal(vv, m[i].p, vl);
-		i++;
+	int from = (int)(next_rand() % NKEYS);
+	rk_lsm_iter_seek(it, k, key_of(k, from));
+	i = next_present(m, from - 1);
+	for (int step = 0; step < 400 && i >= 0 && i < NKEYS; step++) {
+		assert_at(it, m, i);
+		if (next_rand() % 2) {
+			rk_lsm_iter_next(it);
+			i = next_present(m, i);
+		} else {
+			rk_lsm_iter_prev(it);
+			i = prev_present(m, i);
+		}
 	}
+	assert_at(it, m, i);
 	assert_int_equal(rk_lsm_iter_status(it), RK_OK);
-	while (i < NKEYS && m[i].p == NULL)
-		i++;
-	assert_int_equal(i, NKEYS);
 }
 
 static rk_lsm_t *open_db(const char *dir, const rk_lsm_options_t *o)

@@ -555,6 +555,30 @@ static void test_block_roundtrip_seek_and_corruption(void **state)
 	rk_block_iter_seek(&it, rk_slice(k, kn));
 	assert_false(it.valid);
 	assert_int_equal(it.status, RK_OK);
+	/* backward, across every restart point, and turning around */
+	int want_i = 498;
+	for (rk_block_iter_seek_last(&it); it.valid; rk_block_iter_prev(&it)) {
+		uint8_t want[64];
+		size_t wn;
+		ikey(want, &wn, want_i, 5);
+		assert_int_equal(it.key_len, wn);
+		assert_memory_equal(it.key, want, wn);
+		assert_memory_equal(it.val.p, "val", 3);
+		want_i -= 2;
+	}
+	assert_int_equal(want_i, -2);
+	assert_int_equal(it.status, RK_OK);
+	ikey(k, &kn, 33, 9); /* lands on 34, the third entry of a restart */
+	rk_block_iter_seek(&it, rk_slice(k, kn));
+	rk_block_iter_prev(&it);
+	rk_block_iter_next(&it);
+	rk_block_iter_next(&it);
+	rk_block_iter_prev(&it);
+	uint8_t at[64];
+	size_t an;
+	ikey(at, &an, 34, 5);
+	assert_true(it.valid);
+	assert_memory_equal(it.key, at, an);
 	rk_block_iter_fini(&it);
 	rk_block_unref(b);
 
@@ -651,6 +675,10 @@ static void test_memtable_orders_versions_and_answers_by_sequence(void **state)
 		assert_int_equal(rk_ikey_trailer(rk_iter_key(it)) >> 8,
 		                 want[i++]);
 	assert_int_equal(i, 4);
+	for (rk_iter_seek_last(it); rk_iter_valid(it); rk_iter_prev(it))
+		assert_int_equal(rk_ikey_trailer(rk_iter_key(it)) >> 8,
+		                 want[--i]);
+	assert_int_equal(i, 0);
 	rk_iter_free(it);
 	assert_int_equal(rk_memtable_count(m), 4);
 	rk_memtable_unref(m);

@@ -295,3 +295,45 @@ void rk_block_iter_seek(rk_block_iter_t *it, rk_slice_t target)
 			return;
 	}
 }
+
+/* Decodes from restart point R up to the entry that ends at END (the
+ * start of the next entry, or of the restart array). */
+static void decode_until(rk_block_iter_t *it, uint32_t r, uint32_t end)
+{
+	it->key_len = 0;
+	if (!decode_at(it, restart(it->b, r)))
+		return;
+	while (it->next_off < end)
+		if (!decode_at(it, it->next_off))
+			return;
+	if (it->next_off != end)
+		corrupt(it); /* the entries do not end where they should */
+}
+
+void rk_block_iter_seek_last(rk_block_iter_t *it)
+{
+	if (it->b == NULL || it->status != RK_OK) {
+		it->valid = false;
+		return;
+	}
+	decode_until(it, it->b->nrestarts - 1, it->b->restart_off);
+}
+
+void rk_block_iter_prev(rk_block_iter_t *it)
+{
+	if (!it->valid || it->off == 0) {
+		it->valid = false;
+		return;
+	}
+	uint32_t end = it->off;
+	/* Last restart point before END (they ascend, the first is 0). */
+	uint32_t lo = 0, hi = it->b->nrestarts - 1;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi + 1) / 2;
+		if (restart(it->b, mid) < end)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	decode_until(it, lo, end);
+}

@@ -78,5 +78,9 @@ void rk_block_iter_fini(rk_block_iter_t *it);
 void rk_block_iter_seek_first(rk_block_iter_t *it);
 void rk_block_iter_seek(rk_block_iter_t *it, rk_slice_t ikey);
 void rk_block_iter_next(rk_block_iter_t *it);
+/* The last entry; the entry before the current one (invalid before the
+ * first). Entries are decoded forward from the restart point before. */
+void rk_block_iter_seek_last(rk_block_iter_t *it);
+void rk_block_iter_prev(rk_block_iter_t *it);
 
 #endif

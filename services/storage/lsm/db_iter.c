@@ -8,6 +8,13 @@
  * sources in internal-key order; this layer skips entries newer than the
  * snapshot, shows only the newest remaining version of each user key, and
  * hides keys whose newest version is a tombstone.
+ *
+ * Backward (LevelDB's DBIter scheme): the versions of a user key come
+ * newest first, so going back meets the oldest first. The iterator walks
+ * back over all of a key's versions, keeping a copy of the newest visible
+ * one, and stops on the first entry of a smaller key; the current key and
+ * value are then those copies (`skip` and `val`), and the merge sits just
+ * before the current key's entries.
  */
 #include "db.h"
 
@@ -24,6 +31,10 @@ struct rk_lsm_iter {
 	uint8_t *skip;      /* user key being skipped, owned */
 	size_t skip_len;    /* its length */
 	size_t skip_cap;    /* allocated */
+	bool backward;      /* after a prev: key in skip, value in val */
+	uint8_t *val;       /* the current value when backward, owned */
+	size_t val_len;     /* its length */
+	size_t val_cap;     /* allocated */
 	rk_status_t status; /* allocation failures of this layer */
 };
 
@@ -42,6 +53,49 @@ static bool save_skip(rk_lsm_iter_t *it, rk_slice_t uk)
 		memcpy(it->skip, uk.p, uk.n);
 	it->skip_len = uk.n;
 	return true;
+}
+
+static bool save_val(rk_lsm_iter_t *it, rk_slice_t v)
+{
+	if (v.n > it->val_cap) {
+		uint8_t *p = realloc(it->val, v.n);
+		if (p == NULL) {
+			it->status = RK_RESOURCE_EXHAUSTED;
+			return false;
+		}
+		it->val = p;
+		it->val_cap = v.n;
+	}
+	if (v.n)
+		memcpy(it->val, v.p, v.n);
+	it->val_len = v.n;
+	return true;
+}
+
+/* Moves IN back to just before the entries of the previous visible key,
+ * copying that key and its newest visible value (see the top). */
+static void find_prev(rk_lsm_iter_t *it)
+{
+	int type = RK_TYPE_DELETE; /* nothing held yet */
+	while (rk_iter_valid(it->in)) {
+		rk_slice_t ik = rk_iter_key(it->in);
+		uint64_t tr = rk_ikey_trailer(ik);
+		if ((tr >> 8) <= it->seq) {
+			rk_slice_t uk = rk_ikey_user(ik);
+			if (type != RK_TYPE_DELETE &&
+			    rk_bytes_cmp(uk.p, uk.n, it->skip, it->skip_len) < 0)
+				break; /* a smaller key: the held one is it */
+			type = (int)(tr & 0xff);
+			if (type != RK_TYPE_DELETE &&
+			    (!save_skip(it, uk) ||
+			     !save_val(it, rk_iter_value(it->in)))) {
+				it->valid = false;
+				return;
+			}
+		}
+		rk_iter_prev(it->in);
+	}
+	it->valid = type != RK_TYPE_DELETE;
 }
 
 /* Moves IN to the next visible entry; SKIPPING hides it->skip's key. */
@@ -126,6 +180,7 @@ rk_status_t rk_lsm_iter_new(rk_lsm_t *db, rk_lsm_iter_t **out)
 
 void rk_lsm_iter_seek_first(rk_lsm_iter_t *it)
 {
+	it->backward = false;
 	rk_iter_seek_first(it->in);
 	find_next(it, false);
 }
@@ -139,6 +194,7 @@ void rk_lsm_iter_seek(rk_lsm_iter_t *it, const void *key, size_t klen)
 		return;
 	}
 	size_t n = rk_ikey_make(buf, key, klen, it->seq, RK_TYPE_VALUE);
+	it->backward = false;
 	rk_iter_seek(it->in, rk_slice(buf, n));
 	free(buf);
 	find_next(it, false);
@@ -149,10 +205,51 @@ int rk_lsm_iter_valid(const rk_lsm_iter_t *it)
 	return it->valid;
 }
 
+void rk_lsm_iter_seek_last(rk_lsm_iter_t *it)
+{
+	it->backward = true;
+	rk_iter_seek_last(it->in);
+	find_prev(it);
+}
+
+void rk_lsm_iter_prev(rk_lsm_iter_t *it)
+{
+	if (!it->valid)
+		return;
+	if (!it->backward) {
+		/* Step back over the current key's entries, newer invisible
+		 * ones included, to just before them. */
+		rk_slice_t uk = rk_ikey_user(rk_iter_key(it->in));
+		if (!save_skip(it, uk)) {
+			it->valid = false;
+			return;
+		}
+		do {
+			rk_iter_prev(it->in);
+			if (!rk_iter_valid(it->in))
+				break;
+			uk = rk_ikey_user(rk_iter_key(it->in));
+		} while (rk_bytes_cmp(uk.p, uk.n, it->skip, it->skip_len) == 0);
+		it->backward = true;
+	}
+	find_prev(it);
+}
+
 void rk_lsm_iter_next(rk_lsm_iter_t *it)
 {
 	if (!it->valid)
 		return;
+	if (it->backward) {
+		/* The merge is just before the current key's entries (or
+		 * before everything): step onto them and past them. */
+		it->backward = false;
+		if (rk_iter_valid(it->in))
+			rk_iter_next(it->in);
+		else
+			rk_iter_seek_first(it->in);
+		find_next(it, true);
+		return;
+	}
 	if (!save_skip(it, rk_ikey_user(rk_iter_key(it->in)))) {
 		it->valid = false;
 		return;
@@ -163,6 +260,10 @@ void rk_lsm_iter_next(rk_lsm_iter_t *it)
 
 const void *rk_lsm_iter_key(const rk_lsm_iter_t *it, size_t *klen)
 {
+	if (it->backward) {
+		*klen = it->skip_len;
+		return it->skip;
+	}
 	rk_slice_t uk = rk_ikey_user(rk_iter_key(it->in));
 	*klen = uk.n;
 	return uk.p;
@@ -170,6 +271,10 @@ const void *rk_lsm_iter_key(const rk_lsm_iter_t *it, size_t *klen)
 
 const void *rk_lsm_iter_value(const rk_lsm_iter_t *it, size_t *vlen)
 {
+	if (it->backward) {
+		*vlen = it->val_len;
+		return it->val;
+	}
 	rk_slice_t v = rk_iter_value(it->in);
 	*vlen = v.n;
 	return v.p;
@@ -197,5 +302,6 @@ void rk_lsm_iter_free(rk_lsm_iter_t *it)
 	}
 	pthread_mutex_unlock(&db->mu);
 	free(it->skip);
+	free(it->val);
 	free(it);
 }

@@ -9,6 +9,11 @@
  * tables, one per other level), where a heap's bookkeeping costs as much.
  * Internal keys are unique (every write has its own sequence), so ties
  * cannot happen between children.
+ *
+ * Backward it is the mirror: `cur` is the child with the largest key. On
+ * a change of direction every other child is moved to the other side of
+ * cur's key (a seek, and a step back when going backward), as LevelDB's
+ * merging iterator does.
  */
 #include "iter.h"
 
@@ -47,8 +52,18 @@ static void e_free(rk_iter_t *it)
 	free(it);
 }
 
-static const rk_iter_ops_t empty_ops = {e_nop,   e_seek,  e_nop,    e_valid,
-                                        e_slice, e_slice, e_status, e_free};
+static const rk_iter_ops_t empty_ops = {
+    .seek_first = e_nop,
+    .seek = e_seek,
+    .next = e_nop,
+    .seek_last = e_nop,
+    .prev = e_nop,
+    .valid = e_valid,
+    .key = e_slice,
+    .value = e_slice,
+    .status = e_status,
+    .free = e_free,
+};
 
 rk_iter_t *rk_iter_empty(rk_status_t st)
 {
@@ -71,6 +86,7 @@ typedef struct merging_iter {
 	size_t n;        /* children */
 	child_t *cur;    /* child with the smallest key, NULL if none valid */
 	child_t *second; /* smallest of the others, NULL if none valid */
+	bool backward;   /* cur/second are the largest (after a prev) */
 	child_t kids[];  /* the children, with their positions cached */
 } merging_iter_t;
 
@@ -83,18 +99,21 @@ static void refresh(child_t *c)
 		c->key = rk_iter_key(c->it);
 }
 
-static void find_smallest(merging_iter_t *m)
+/* Points cur at the child whose key comes first in the order of travel
+ * (smallest forward, largest backward) and second at the next one. */
+static void find_first(merging_iter_t *m)
 {
+	int dir = m->backward ? -1 : 1;
 	child_t *best = NULL, *second = NULL;
 	for (size_t i = 0; i < m->n; i++) {
 		child_t *c = &m->kids[i];
 		if (!c->valid)
 			continue;
-		if (best == NULL || rk_ikey_cmp(c->key, best->key) < 0) {
+		if (best == NULL || dir * rk_ikey_cmp(c->key, best->key) < 0) {
 			second = best;
 			best = c;
 		} else if (second == NULL ||
-		           rk_ikey_cmp(c->key, second->key) < 0) {
+		           dir * rk_ikey_cmp(c->key, second->key) < 0) {
 			second = c;
 		}
 	}
@@ -109,7 +128,8 @@ static void m_seek_first(rk_iter_t *it)
 		rk_iter_seek_first(m->kids[i].it);
 		refresh(&m->kids[i]);
 	}
-	find_smallest(m);
+	m->backward = false;
+	find_first(m);
 }
 
 static void m_seek(rk_iter_t *it, rk_slice_t k)
@@ -119,12 +139,55 @@ static void m_seek(rk_iter_t *it, rk_slice_t k)
 		rk_iter_seek(m->kids[i].it, k);
 		refresh(&m->kids[i]);
 	}
-	find_smallest(m);
+	m->backward = false;
+	find_first(m);
+}
+
+static void m_seek_last(rk_iter_t *it)
+{
+	merging_iter_t *m = (merging_iter_t *)it;
+	for (size_t i = 0; i < m->n; i++) {
+		rk_iter_seek_last(m->kids[i].it);
+		refresh(&m->kids[i]);
+	}
+	m->backward = true;
+	find_first(m);
+}
+
+/* Puts every child but cur on the side of cur's key that the new
+ * direction BACKWARD travels to: the first key after it, or the last
+ * before it (keys are unique, so a seek lands after it). cur's key stays
+ * valid meanwhile: only the other children move. */
+static void turn(merging_iter_t *m, bool backward)
+{
+	rk_slice_t k = m->cur->key;
+	for (size_t i = 0; i < m->n; i++) {
+		child_t *c = &m->kids[i];
+		if (c == m->cur)
+			continue;
+		rk_iter_seek(c->it, k);
+		if (backward) {
+			if (rk_iter_valid(c->it))
+				rk_iter_prev(c->it);
+			else
+				rk_iter_seek_last(c->it);
+		}
+		refresh(c);
+	}
+	m->backward = backward;
+	m->second = NULL; /* stale: the caller runs find_first() */
 }
 
 static void m_next(rk_iter_t *it)
 {
 	merging_iter_t *m = (merging_iter_t *)it;
+	if (m->backward) {
+		turn(m, false);
+		rk_iter_next(m->cur->it);
+		refresh(m->cur);
+		find_first(m);
+		return;
+	}
 	rk_iter_next(m->cur->it);
 	refresh(m->cur);
 	/* The others have not moved and none is below `second`: if cur is
@@ -133,7 +196,26 @@ static void m_next(rk_iter_t *it)
 	if (m->cur->valid &&
 	    (m->second == NULL || rk_ikey_cmp(m->cur->key, m->second->key) < 0))
 		return;
-	find_smallest(m);
+	find_first(m);
+}
+
+/* m_next's mirror. */
+static void m_prev(rk_iter_t *it)
+{
+	merging_iter_t *m = (merging_iter_t *)it;
+	if (!m->backward) {
+		turn(m, true);
+		rk_iter_prev(m->cur->it);
+		refresh(m->cur);
+		find_first(m);
+		return;
+	}
+	rk_iter_prev(m->cur->it);
+	refresh(m->cur);
+	if (m->cur->valid &&
+	    (m->second == NULL || rk_ikey_cmp(m->cur->key, m->second->key) > 0))
+		return;
+	find_first(m);
 }
 
 static bool m_valid(const rk_iter_t *it)
@@ -171,7 +253,17 @@ static void m_free(rk_iter_t *it)
 }
 
 static const rk_iter_ops_t merging_ops = {
-    m_seek_first, m_seek, m_next, m_valid, m_key, m_value, m_status, m_free};
+    .seek_first = m_seek_first,
+    .seek = m_seek,
+    .next = m_next,
+    .seek_last = m_seek_last,
+    .prev = m_prev,
+    .valid = m_valid,
+    .key = m_key,
+    .value = m_value,
+    .status = m_status,
+    .free = m_free,
+};
 
 rk_iter_t *rk_iter_merging(rk_iter_t **children, size_t n)
 {
@@ -185,6 +277,7 @@ rk_iter_t *rk_iter_merging(rk_iter_t **children, size_t n)
 	m->n = n;
 	m->cur = NULL;
 	m->second = NULL;
+	m->backward = false;
 	for (size_t i = 0; i < n; i++)
 		m->kids[i] = (child_t){.it = children[i], .valid = false};
 	return &m->base;

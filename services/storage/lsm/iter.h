@@ -1,6 +1,6 @@
 /*
  * Internal iterators over internal keys (docs/lsm-commit-log.md, "internal
- * key"), forward only. Memtables, blocks, tables, levels and the merge of
+ * key"), forward and backward. Memtables, blocks, tables, levels and the merge of
  * all of them share this interface; the user-facing iterator (db_iter.c)
  * sits on top and hides sequence numbers and tombstones.
  *
@@ -21,6 +21,8 @@ typedef struct rk_iter_ops {
 	void (*seek_first)(rk_iter_t *it);
 	void (*seek)(rk_iter_t *it, rk_slice_t ikey); /* first key >= ikey */
 	void (*next)(rk_iter_t *it);                  /* only when valid */
+	void (*seek_last)(rk_iter_t *it);
+	void (*prev)(rk_iter_t *it); /* only when valid */
 	bool (*valid)(const rk_iter_t *it);
 	rk_slice_t (*key)(const rk_iter_t *it); /* internal key */
 	rk_slice_t (*value)(const rk_iter_t *it);
@@ -43,6 +45,14 @@ static inline void rk_iter_seek(rk_iter_t *it, rk_slice_t k)
 static inline void rk_iter_next(rk_iter_t *it)
 {
 	it->ops->next(it);
+}
+static inline void rk_iter_seek_last(rk_iter_t *it)
+{
+	it->ops->seek_last(it);
+}
+static inline void rk_iter_prev(rk_iter_t *it)
+{
+	it->ops->prev(it);
 }
 static inline bool rk_iter_valid(const rk_iter_t *it)
 {

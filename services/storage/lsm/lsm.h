@@ -101,6 +101,10 @@ void rk_lsm_iter_seek_first(rk_lsm_iter_t *it);
 void rk_lsm_iter_seek(rk_lsm_iter_t *it, const void *key, size_t klen);
 int rk_lsm_iter_valid(const rk_lsm_iter_t *it);
 void rk_lsm_iter_next(rk_lsm_iter_t *it);
+/* Backward: the last key; the key before the current one. Directions may
+ * be mixed freely. A step back costs about a seek in each memtable. */
+void rk_lsm_iter_seek_last(rk_lsm_iter_t *it);
+void rk_lsm_iter_prev(rk_lsm_iter_t *it);
 const void *rk_lsm_iter_key(const rk_lsm_iter_t *it, size_t *klen);
 const void *rk_lsm_iter_value(const rk_lsm_iter_t *it, size_t *vlen);
 /* RK_OK, or why iteration stopped early (RK_DATA_LOSS on a corrupt block). */

@@ -129,8 +129,10 @@ static node_t *load(node_t *n, int level)
 	return atomic_load_explicit(&n->next[level], memory_order_acquire);
 }
 
-/* First node with key >= K; fills PREV[level] when PREV is not NULL. */
-static node_t *find_ge(rk_memtable_t *m, rk_slice_t k, node_t **prev)
+/* Last node with key < *K (every node when K is NULL), or the head if
+ * none; fills PREV[level] when PREV is not NULL. */
+static node_t *find_before(rk_memtable_t *m, const rk_slice_t *k,
+                           node_t **prev)
 {
 	node_t *x = m->head;
 	int level =
@@ -138,16 +140,29 @@ static node_t *find_ge(rk_memtable_t *m, rk_slice_t k, node_t **prev)
 	for (;;) {
 		node_t *next = load(x, level);
 		if (next != NULL &&
-		    rk_ikey_cmp(entry_ikey(next->entry), k) < 0) {
+		    (k == NULL || rk_ikey_cmp(entry_ikey(next->entry), *k) < 0)) {
 			x = next;
 			continue;
 		}
 		if (prev != NULL)
 			prev[level] = x;
 		if (level == 0)
-			return next;
+			return x;
 		level--;
 	}
+}
+
+/* First node with key >= K; fills PREV[level] when PREV is not NULL. */
+static node_t *find_ge(rk_memtable_t *m, rk_slice_t k, node_t **prev)
+{
+	return load(find_before(m, &k, prev), 0);
+}
+
+/* Last node with key < *K (the last node when K is NULL); NULL if none. */
+static node_t *find_lt(rk_memtable_t *m, const rk_slice_t *k)
+{
+	node_t *x = find_before(m, k, NULL);
+	return x == m->head ? NULL : x;
 }
 
 /* find_ge's PREV for a key K after the last added key: the search starts
@@ -272,6 +287,21 @@ static void mi_next(rk_iter_t *it)
 	i->cur = load(i->cur, 0);
 }
 
+/* The skiplist links forward only: a step back is a search for the last
+ * key below the current one, O(log n) like a seek. */
+static void mi_seek_last(rk_iter_t *it)
+{
+	mem_iter_t *i = (mem_iter_t *)it;
+	i->cur = find_lt(i->m, NULL);
+}
+
+static void mi_prev(rk_iter_t *it)
+{
+	mem_iter_t *i = (mem_iter_t *)it;
+	rk_slice_t k = entry_ikey(i->cur->entry);
+	i->cur = find_lt(i->m, &k);
+}
+
 static bool mi_valid(const rk_iter_t *it)
 {
 	return ((const mem_iter_t *)it)->cur != NULL;
@@ -300,9 +330,18 @@ static void mi_free(rk_iter_t *it)
 	free(i);
 }
 
-static const rk_iter_ops_t mem_ops = {mi_seek_first, mi_seek, mi_next,
-                                      mi_valid,      mi_key,  mi_value,
-                                      mi_status,     mi_free};
+static const rk_iter_ops_t mem_ops = {
+    .seek_first = mi_seek_first,
+    .seek = mi_seek,
+    .next = mi_next,
+    .seek_last = mi_seek_last,
+    .prev = mi_prev,
+    .valid = mi_valid,
+    .key = mi_key,
+    .value = mi_value,
+    .status = mi_status,
+    .free = mi_free,
+};
 
 rk_iter_t *rk_memtable_iter(rk_memtable_t *m)
 {

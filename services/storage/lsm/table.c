@@ -376,8 +376,8 @@ static bool load_block(table_iter_t *it)
 	return true;
 }
 
-/* Moves past empty or finished data blocks. */
-static void skip_exhausted(table_iter_t *it)
+/* Moves past empty or finished data blocks, forward or BACKWARD. */
+static void skip_exhausted(table_iter_t *it, bool backward)
 {
 	while (!it->di.valid && it->status == RK_OK) {
 		if (it->di.status != RK_OK) {
@@ -387,11 +387,33 @@ static void skip_exhausted(table_iter_t *it)
 		}
 		if (!it->ii.valid)
 			return;
-		rk_block_iter_next(&it->ii);
+		if (backward)
+			rk_block_iter_prev(&it->ii);
+		else
+			rk_block_iter_next(&it->ii);
 		if (!load_block(it))
 			return;
-		rk_block_iter_seek_first(&it->di);
+		if (backward)
+			rk_block_iter_seek_last(&it->di);
+		else
+			rk_block_iter_seek_first(&it->di);
 	}
+}
+
+static void ti_seek_last(rk_iter_t *base)
+{
+	table_iter_t *it = (table_iter_t *)base;
+	rk_block_iter_seek_last(&it->ii);
+	if (load_block(it))
+		rk_block_iter_seek_last(&it->di);
+	skip_exhausted(it, true);
+}
+
+static void ti_prev(rk_iter_t *base)
+{
+	table_iter_t *it = (table_iter_t *)base;
+	rk_block_iter_prev(&it->di);
+	skip_exhausted(it, true);
 }
 
 static void ti_seek_first(rk_iter_t *base)
@@ -400,7 +422,7 @@ static void ti_seek_first(rk_iter_t *base)
 	rk_block_iter_seek_first(&it->ii);
 	if (load_block(it))
 		rk_block_iter_seek_first(&it->di);
-	skip_exhausted(it);
+	skip_exhausted(it, false);
 }
 
 static void ti_seek(rk_iter_t *base, rk_slice_t k)
@@ -409,14 +431,14 @@ static void ti_seek(rk_iter_t *base, rk_slice_t k)
 	rk_block_iter_seek(&it->ii, k);
 	if (load_block(it))
 		rk_block_iter_seek(&it->di, k);
-	skip_exhausted(it);
+	skip_exhausted(it, false);
 }
 
 static void ti_next(rk_iter_t *base)
 {
 	table_iter_t *it = (table_iter_t *)base;
 	rk_block_iter_next(&it->di);
-	skip_exhausted(it);
+	skip_exhausted(it, false);
 }
 
 static bool ti_valid(const rk_iter_t *base)
@@ -450,9 +472,18 @@ static void ti_free(rk_iter_t *base)
 	free(it);
 }
 
-static const rk_iter_ops_t table_ops = {ti_seek_first, ti_seek, ti_next,
-                                        ti_valid,      ti_key,  ti_value,
-                                        ti_status,     ti_free};
+static const rk_iter_ops_t table_ops = {
+    .seek_first = ti_seek_first,
+    .seek = ti_seek,
+    .next = ti_next,
+    .seek_last = ti_seek_last,
+    .prev = ti_prev,
+    .valid = ti_valid,
+    .key = ti_key,
+    .value = ti_value,
+    .status = ti_status,
+    .free = ti_free,
+};
 
 rk_iter_t *rk_table_iter(rk_table_t *t, bool fill_cache)
 {

@@ -343,6 +343,42 @@ static void settle(level_iter_t *it)
 	}
 }
 
+/* settle() going backward: past the start of a file, the end of the one
+ * before it. */
+static void settle_back(level_iter_t *it)
+{
+	while (it->cur != NULL && !rk_iter_valid(it->cur)) {
+		rk_status_t st = rk_iter_status(it->cur);
+		if (st != RK_OK) {
+			it->status = st;
+			return;
+		}
+		if (it->idx == 0) {
+			rk_iter_free(it->cur);
+			it->cur = NULL;
+			return;
+		}
+		if (!open_file(it, it->idx - 1))
+			return;
+		rk_iter_seek_last(it->cur);
+	}
+}
+
+static void li_seek_last(rk_iter_t *base)
+{
+	level_iter_t *it = (level_iter_t *)base;
+	if (it->n > 0 && open_file(it, it->n - 1))
+		rk_iter_seek_last(it->cur);
+	settle_back(it);
+}
+
+static void li_prev(rk_iter_t *base)
+{
+	level_iter_t *it = (level_iter_t *)base;
+	rk_iter_prev(it->cur);
+	settle_back(it);
+}
+
 static void li_seek_first(rk_iter_t *base)
 {
 	level_iter_t *it = (level_iter_t *)base;
@@ -397,9 +433,18 @@ static void li_free(rk_iter_t *base)
 	free(it);
 }
 
-static const rk_iter_ops_t level_ops = {li_seek_first, li_seek, li_next,
-                                        li_valid,      li_key,  li_value,
-                                        li_status,     li_free};
+static const rk_iter_ops_t level_ops = {
+    .seek_first = li_seek_first,
+    .seek = li_seek,
+    .next = li_next,
+    .seek_last = li_seek_last,
+    .prev = li_prev,
+    .valid = li_valid,
+    .key = li_key,
+    .value = li_value,
+    .status = li_status,
+    .free = li_free,
+};
 
 rk_iter_t *rk_level_iter(rk_file_t **files, size_t n, bool fill_cache)
 {
