@@ -67,9 +67,10 @@ int rk_fuzz_lsm_log(const uint8_t *data, size_t size)
 	return reached;
 }
 
-/* Walks IT to the end, at most MAX_STEPS entries, touching each key and
- * value so a bad slice shows up under ASan. */
-static void walk_block(rk_block_iter_t *it)
+/* Walks IT to the end (or the start, BACKWARD), at most MAX_STEPS
+ * entries, touching each key and value so a bad slice shows up under
+ * ASan. */
+static void walk_block(rk_block_iter_t *it, bool backward)
 {
 	volatile uint8_t sink = 0;
 	for (int i = 0; it->valid && i < MAX_STEPS; i++) {
@@ -77,7 +78,10 @@ static void walk_block(rk_block_iter_t *it)
 			sink ^= it->key[it->key_len - 1];
 		if (it->val.n)
 			sink ^= it->val.p[it->val.n - 1];
-		rk_block_iter_next(it);
+		if (backward)
+			rk_block_iter_prev(it);
+		else
+			rk_block_iter_next(it);
 	}
 	(void)sink;
 }
@@ -96,10 +100,14 @@ int rk_fuzz_lsm_block(const uint8_t *data, size_t size)
 	rk_block_iter_init(&it);
 	rk_block_iter_set(&it, b);
 	rk_block_iter_seek_first(&it);
-	walk_block(&it);
+	walk_block(&it, false);
 	size_t kn = size < 24 ? size : 24;
 	rk_block_iter_seek(&it, rk_slice(data, kn));
-	walk_block(&it);
+	walk_block(&it, false);
+	rk_block_iter_seek(&it, rk_slice(data, kn));
+	walk_block(&it, true);
+	rk_block_iter_seek_last(&it);
+	walk_block(&it, true);
 	rk_block_iter_fini(&it);
 	rk_block_unref(b);
 	return 1;
@@ -154,6 +162,14 @@ int rk_fuzz_lsm_table(const uint8_t *data, size_t size)
 					memcpy(keep, k.p, k.n);
 					first = rk_slice(keep, k.n);
 				}
+				(void)rk_iter_value(it);
+			}
+			(void)rk_iter_status(it);
+			i = 0;
+			for (rk_iter_seek_last(it);
+			     rk_iter_valid(it) && i < MAX_STEPS;
+			     rk_iter_prev(it), i++) {
+				(void)rk_iter_key(it);
 				(void)rk_iter_value(it);
 			}
 			(void)rk_iter_status(it);

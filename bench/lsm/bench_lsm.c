@@ -5,9 +5,9 @@
  *
  * Keys are 16 bytes, values 100 bytes (half compressible, as db_bench
  * makes them). Workloads, in db_bench order: fillseq and fillrandom on
- * fresh databases; overwrite, readrandom, readseq, readmissing on the
- * fillrandom database; fillsync (--sync-num writes, fsync per write, one
- * thread) and fillbatch8 (the same number of synced writes from 8 threads:
+ * fresh databases; overwrite, readrandom, readseq, readreverse (reported
+ * last), readmissing on the fillrandom database; fillsync (--sync-num
+ * writes, fsync per write, one thread) and fillbatch8 (the same number of synced writes from 8 threads:
  * group commit) on fresh databases, run in alternating slices so that both
  * see the same disk (its fsync latency drifts a lot within seconds). For each:
  * ops/s, MB/s, p50/p99 latency. After the run: database size, write
@@ -182,6 +182,18 @@ static void tick(void *arg)
 	if (nlat < num * 2)
 		record(now - t->last);
 	t->last = now;
+}
+
+/* readseq (REVERSE 0) or readreverse (1): the whole database. */
+static int scan(const bench_engine_t *e, void *db, int reverse, result_t *r)
+{
+	tick_state_t ts = {rk_clock_mono_ns()};
+	uint64_t t0 = ts.last;
+	long n = e->scan(db, reverse, tick, &ts);
+	if (n < 0)
+		return -1;
+	finish(r, n, rk_clock_mono_ns() - t0, KEY_LEN + VAL_LEN);
+	return 0;
 }
 
 typedef struct sync_worker {
@@ -362,12 +374,13 @@ random_part:
 	db = e->open(dir, 0);
 	if (db == NULL || reads(e, db, 0, &rep->r[3]) != 0)
 		return -1;
-	tick_state_t ts = {rk_clock_mono_ns()};
-	uint64_t t0 = rk_clock_mono_ns();
-	long n = e->scan(db, tick, &ts);
-	if (n < 0)
+	if (scan(e, db, 0, &rep->r[4]) != 0 || scan(e, db, 1, &rep->r[8]) != 0)
 		return -1;
-	finish(&rep->r[4], n, rk_clock_mono_ns() - t0, KEY_LEN + VAL_LEN);
+	if (rep->r[8].ops != rep->r[4].ops) {
+		fprintf(stderr, "%s: readreverse saw %ld entries, readseq %ld\n",
+		        e->name, rep->r[8].ops, rep->r[4].ops);
+		return -1;
+	}
 	if (reads(e, db, 1, &rep->r[5]) != 0)
 		return -1;
 	e->close(db);
@@ -385,6 +398,7 @@ static void merge_part(report_t *to, const report_t *from, int p)
 	} else if (p == 1) {
 		for (int w = 1; w < 6; w++)
 			to->r[w] = from->r[w];
+		to->r[8] = from->r[8];
 		to->db_mb = from->db_mb;
 		to->write_amp = from->write_amp;
 		to->rss_fill_mb = from->rss_fill_mb;

@@ -44,14 +44,18 @@ static int rk_get(void *db, const char *k, size_t kn)
 	return st == RK_NOT_FOUND ? 0 : -1;
 }
 
-static long rk_scan(void *db, void (*tick)(void *), void *arg)
+static long rk_scan(void *db, int reverse, void (*tick)(void *), void *arg)
 {
 	rk_lsm_iter_t *it;
 	if (rk_lsm_iter_new(db, &it) != RK_OK)
 		return -1;
 	long n = 0;
-	for (rk_lsm_iter_seek_first(it); rk_lsm_iter_valid(it);
-	     rk_lsm_iter_next(it)) {
+	if (reverse)
+		rk_lsm_iter_seek_last(it);
+	else
+		rk_lsm_iter_seek_first(it);
+	for (; rk_lsm_iter_valid(it);
+	     reverse ? rk_lsm_iter_prev(it) : rk_lsm_iter_next(it)) {
 		size_t kl, vl;
 		(void)rk_lsm_iter_key(it, &kl);
 		(void)rk_lsm_iter_value(it, &vl);
@@ -152,13 +156,17 @@ static int ldb_get(void *p, const char *k, size_t kn)
 	return 1;
 }
 
-static long ldb_scan(void *p, void (*tick)(void *), void *arg)
+static long ldb_scan(void *p, int reverse, void (*tick)(void *), void *arg)
 {
 	ldb_t *l = p;
 	leveldb_iterator_t *it = leveldb_create_iterator(l->db, l->ro);
 	long n = 0;
-	for (leveldb_iter_seek_to_first(it); leveldb_iter_valid(it);
-	     leveldb_iter_next(it)) {
+	if (reverse)
+		leveldb_iter_seek_to_last(it);
+	else
+		leveldb_iter_seek_to_first(it);
+	for (; leveldb_iter_valid(it);
+	     reverse ? leveldb_iter_prev(it) : leveldb_iter_next(it)) {
 		size_t kl, vl;
 		(void)leveldb_iter_key(it, &kl);
 		(void)leveldb_iter_value(it, &vl);
@@ -240,13 +248,17 @@ static int rdb_get(void *p, const char *k, size_t kn)
 	return 1;
 }
 
-static long rdb_scan(void *p, void (*tick)(void *), void *arg)
+static long rdb_scan(void *p, int reverse, void (*tick)(void *), void *arg)
 {
 	rdb_t *r = p;
 	rocksdb_iterator_t *it = rocksdb_create_iterator(r->db, r->ro);
 	long n = 0;
-	for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
-	     rocksdb_iter_next(it)) {
+	if (reverse)
+		rocksdb_iter_seek_to_last(it);
+	else
+		rocksdb_iter_seek_to_first(it);
+	for (; rocksdb_iter_valid(it);
+	     reverse ? rocksdb_iter_prev(it) : rocksdb_iter_next(it)) {
 		size_t kl, vl;
 		(void)rocksdb_iter_key(it, &kl);
 		(void)rocksdb_iter_value(it, &vl);

@@ -21,7 +21,8 @@ typedef struct bench_engine {
 	int (*get)(void *db, const char *k, size_t kn);
 	/* Iterates every entry in order; returns how many; calls TICK after
 	 * each (for latency). */
-	long (*scan)(void *db, void (*tick)(void *), void *arg);
+	/* every entry in key order, or in reverse order when REVERSE */
+	long (*scan)(void *db, int reverse, void (*tick)(void *), void *arg);
 	void (*close)(void *db);
 } bench_engine_t;
 

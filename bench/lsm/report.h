@@ -5,7 +5,7 @@
 #ifndef BENCH_LSM_REPORT_H
 #define BENCH_LSM_REPORT_H
 
-#define NWORK      8 /* workloads, in db_bench order */
+#define NWORK      9 /* workloads, in db_bench order but readreverse */
 #define NREAL      6 /* the first NREAL have the 1.0x target */
 #define MAX_ROUNDS 9
 #define MAX_ENG    3

@@ -184,6 +184,7 @@ void rk_block_iter_set(rk_block_iter_t *it, rk_block_t *b)
 	rk_block_unref(it->b);
 	it->b = b;
 	it->valid = false;
+	it->nback = 0;
 }
 
 void rk_block_iter_fini(rk_block_iter_t *it)
@@ -191,6 +192,8 @@ void rk_block_iter_fini(rk_block_iter_t *it)
 	rk_block_unref(it->b);
 	if (it->key != it->inline_key)
 		free(it->key);
+	free(it->back);
+	free(it->back_keys);
 	rk_block_iter_init(it);
 }
 
@@ -198,6 +201,26 @@ static void corrupt(rk_block_iter_t *it)
 {
 	it->valid = false;
 	it->status = RK_DATA_LOSS;
+}
+
+/* Makes room for an N-byte key at it->key, keeping its first KEEP bytes. */
+static bool key_room(rk_block_iter_t *it, size_t n, size_t keep)
+{
+	if (n <= it->key_cap)
+		return true;
+	size_t cap = n * 2;
+	uint8_t *k = it->key == it->inline_key ? malloc(cap)
+	                                       : realloc(it->key, cap);
+	if (k == NULL) {
+		it->valid = false;
+		it->status = RK_RESOURCE_EXHAUSTED;
+		return false;
+	}
+	if (it->key == it->inline_key)
+		memcpy(k, it->inline_key, keep);
+	it->key = k;
+	it->key_cap = cap;
+	return true;
 }
 
 /* Decodes the entry at OFF, sharing with the current key. */
@@ -222,20 +245,8 @@ static bool decode_at(rk_block_iter_t *it, uint32_t off)
 		return false;
 	}
 	size_t klen = shared + (size_t)nonshared;
-	if (klen > it->key_cap) {
-		size_t cap = klen * 2;
-		uint8_t *k = it->key == it->inline_key ? malloc(cap)
-		                                       : realloc(it->key, cap);
-		if (k == NULL) {
-			it->valid = false;
-			it->status = RK_RESOURCE_EXHAUSTED;
-			return false;
-		}
-		if (it->key == it->inline_key)
-			memcpy(k, it->inline_key, shared);
-		it->key = k;
-		it->key_cap = cap;
-	}
+	if (!key_room(it, klen, shared))
+		return false;
 	memcpy(it->key + shared, p, nonshared);
 	it->key_len = klen;
 	it->val = rk_slice(p + nonshared, vlen);
@@ -296,18 +307,64 @@ void rk_block_iter_seek(rk_block_iter_t *it, rk_slice_t target)
 	}
 }
 
-/* Decodes from restart point R up to the entry that ends at END (the
- * start of the next entry, or of the restart array). */
-static void decode_until(rk_block_iter_t *it, uint32_t r, uint32_t end)
+/* Appends the current entry to `back`. */
+static bool push_back(rk_block_iter_t *it)
 {
+	if (it->nback == it->back_cap) {
+		uint32_t cap = it->back_cap ? it->back_cap * 2 : 16;
+		rk_block_back_t *b = realloc(it->back, cap * sizeof(*b));
+		if (b == NULL)
+			goto oom;
+		it->back = b;
+		it->back_cap = cap;
+	}
+	if (it->back_keys_len + it->key_len > it->back_keys_cap) {
+		size_t cap = (it->back_keys_len + it->key_len) * 2;
+		uint8_t *k = realloc(it->back_keys, cap);
+		if (k == NULL)
+			goto oom;
+		it->back_keys = k;
+		it->back_keys_cap = cap;
+	}
+	memcpy(it->back_keys + it->back_keys_len, it->key, it->key_len);
+	it->back[it->nback++] = (rk_block_back_t){
+	    .off = it->off,
+	    .next_off = it->next_off,
+	    .key_at = (uint32_t)it->back_keys_len,
+	    .key_len = (uint32_t)it->key_len,
+	    .val = it->val,
+	};
+	it->back_keys_len += it->key_len;
+	return true;
+oom:
+	it->valid = false;
+	it->status = RK_RESOURCE_EXHAUSTED;
+	return false;
+}
+
+/* Decodes from restart point R up to the entry that ends at END (the
+ * start of the next entry, or of the restart array), keeping every entry
+ * in `back`, and stays on the last one. */
+static void decode_back(rk_block_iter_t *it, uint32_t r, uint32_t end)
+{
+	it->nback = 0;
+	it->back_keys_len = 0;
 	it->key_len = 0;
 	if (!decode_at(it, restart(it->b, r)))
 		return;
-	while (it->next_off < end)
+	for (;;) {
+		if (!push_back(it))
+			return;
+		if (it->next_off >= end)
+			break;
 		if (!decode_at(it, it->next_off))
 			return;
-	if (it->next_off != end)
+	}
+	if (it->next_off != end) {
 		corrupt(it); /* the entries do not end where they should */
+		return;
+	}
+	it->back_i = it->nback - 1;
 }
 
 void rk_block_iter_seek_last(rk_block_iter_t *it)
@@ -316,13 +373,25 @@ void rk_block_iter_seek_last(rk_block_iter_t *it)
 		it->valid = false;
 		return;
 	}
-	decode_until(it, it->b->nrestarts - 1, it->b->restart_off);
+	decode_back(it, it->b->nrestarts - 1, it->b->restart_off);
 }
 
 void rk_block_iter_prev(rk_block_iter_t *it)
 {
 	if (!it->valid || it->off == 0) {
 		it->valid = false;
+		return;
+	}
+	if (it->back_i > 0 && it->back_i < it->nback &&
+	    it->back[it->back_i].off == it->off) {
+		const rk_block_back_t *e = &it->back[--it->back_i];
+		if (!key_room(it, e->key_len, 0))
+			return;
+		memcpy(it->key, it->back_keys + e->key_at, e->key_len);
+		it->key_len = e->key_len;
+		it->val = e->val;
+		it->off = e->off;
+		it->next_off = e->next_off;
 		return;
 	}
 	uint32_t end = it->off;
@@ -335,5 +404,5 @@ void rk_block_iter_prev(rk_block_iter_t *it)
 		else
 			hi = mid - 1;
 	}
-	decode_until(it, lo, end);
+	decode_back(it, lo, end);
 }

@@ -57,6 +57,14 @@ rk_status_t rk_block_new(uint8_t *data, size_t size, rk_block_t **out);
 void rk_block_ref(rk_block_t *b);
 void rk_block_unref(rk_block_t *b);
 
+/* One entry of the restart interval a step back decoded. */
+typedef struct rk_block_back {
+	uint32_t off, next_off; /* where it starts and ends */
+	uint32_t key_at;        /* its key: back_keys + key_at */
+	uint32_t key_len;       /* key length */
+	rk_slice_t val;         /* its value, inside the block */
+} rk_block_back_t;
+
 /* Position in a block. Holds a reference to the block while set. */
 typedef struct rk_block_iter {
 	rk_block_t *b;          /* referenced, NULL if none */
@@ -69,6 +77,17 @@ typedef struct rk_block_iter {
 	rk_slice_t val;         /* current value, inside the block */
 	bool valid;             /* positioned on an entry */
 	rk_status_t status; /* RK_DATA_LOSS once a malformed entry is seen */
+	/* Going backward: the entries of the restart interval last decoded,
+	 * so the steps back through it need no decoding (they would cost a
+	 * decode from the restart point each). Emptied when the block
+	 * changes; used only while the current entry is one of them. */
+	rk_block_back_t *back; /* entries, ascending, malloc'd */
+	uint32_t nback;        /* entries in back */
+	uint32_t back_cap;     /* room in back */
+	uint32_t back_i;       /* the current entry's index in back */
+	uint8_t *back_keys;    /* their keys, malloc'd */
+	size_t back_keys_len;  /* bytes used */
+	size_t back_keys_cap;  /* room */
 } rk_block_iter_t;
 
 void rk_block_iter_init(rk_block_iter_t *it);
@@ -79,7 +98,8 @@ void rk_block_iter_seek_first(rk_block_iter_t *it);
 void rk_block_iter_seek(rk_block_iter_t *it, rk_slice_t ikey);
 void rk_block_iter_next(rk_block_iter_t *it);
 /* The last entry; the entry before the current one (invalid before the
- * first). Entries are decoded forward from the restart point before. */
+ * first). Entries decode only forward: a step back into a restart
+ * interval decodes it whole once and keeps it (see `back`). */
 void rk_block_iter_seek_last(rk_block_iter_t *it);
 void rk_block_iter_prev(rk_block_iter_t *it);
 
