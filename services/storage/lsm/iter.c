@@ -1,19 +1,21 @@
 /*
  * The empty iterator and the merging iterator.
  *
- * Merging keeps every child positioned and `cur` pointing at the child
- * with the smallest key, `second` at the smallest of the others. A step
- * that leaves cur below second needs one comparison; otherwise choosing
- * the next current child is a linear scan:
- * a merge has at most about 20 children (two memtables, up to 12 level-0
- * tables, one per other level), where a heap's bookkeeping costs as much.
+ * Merging keeps every child positioned and the valid ones in `order`,
+ * sorted by key in the direction of travel, so `cur` is order[0]. A step
+ * moves cur and slides it down the order to its new place: one
+ * comparison while it stays first (a scan mostly reads one level for long
+ * stretches), about half the children when the levels interleave, where
+ * rescanning all of them cost two comparisons per child. A merge has at
+ * most about 20 children (two memtables, up to 12 level-0 tables, one per
+ * other level), where a heap's bookkeeping costs as much.
  * Internal keys are unique (every write has its own sequence), so ties
  * cannot happen between children.
  *
- * Backward it is the mirror: `cur` is the child with the largest key. On
+ * Backward it is the mirror: `order` runs from the largest key down. On
  * a change of direction every other child is moved to the other side of
  * cur's key (a seek, and a step back when going backward), as LevelDB's
- * merging iterator does.
+ * merging iterator does, and the order is rebuilt.
  */
 #include "iter.h"
 
@@ -82,12 +84,14 @@ typedef struct child {
 } child_t;
 
 typedef struct merging_iter {
-	rk_iter_t base;  /* must be first */
-	size_t n;        /* children */
-	child_t *cur;    /* child with the smallest key, NULL if none valid */
-	child_t *second; /* smallest of the others, NULL if none valid */
-	bool backward;   /* cur/second are the largest (after a prev) */
-	child_t kids[];  /* the children, with their positions cached */
+	rk_iter_t base;   /* must be first */
+	size_t n;         /* children */
+	child_t *cur;     /* the first child in travel order, NULL if none */
+	child_t **order;  /* the valid children in travel order (nv of them) */
+	size_t nv;        /* valid children */
+	bool backward;    /* order runs from the largest key down */
+	child_t kids[];   /* the children, with their positions cached;
+	                     `order` is stored after them */
 } merging_iter_t;
 
 /* Refreshes C's cache after it moved: one pair of indirect calls per
@@ -99,26 +103,46 @@ static void refresh(child_t *c)
 		c->key = rk_iter_key(c->it);
 }
 
-/* Points cur at the child whose key comes first in the order of travel
- * (smallest forward, largest backward) and second at the next one. */
+/* True when A comes before B in M's direction of travel. */
+static bool before(const merging_iter_t *m, const child_t *a,
+                   const child_t *b)
+{
+	int c = rk_ikey_cmp(a->key, b->key);
+	return m->backward ? c > 0 : c < 0;
+}
+
+/* Rebuilds `order` from every child (after a seek or a turn). */
 static void find_first(merging_iter_t *m)
 {
-	int dir = m->backward ? -1 : 1;
-	child_t *best = NULL, *second = NULL;
+	m->nv = 0;
 	for (size_t i = 0; i < m->n; i++) {
 		child_t *c = &m->kids[i];
 		if (!c->valid)
 			continue;
-		if (best == NULL || dir * rk_ikey_cmp(c->key, best->key) < 0) {
-			second = best;
-			best = c;
-		} else if (second == NULL ||
-		           dir * rk_ikey_cmp(c->key, second->key) < 0) {
-			second = c;
-		}
+		size_t j = m->nv++;
+		for (; j > 0 && before(m, c, m->order[j - 1]); j--)
+			m->order[j] = m->order[j - 1];
+		m->order[j] = c;
 	}
-	m->cur = best;
-	m->second = second;
+	m->cur = m->nv ? m->order[0] : NULL;
+}
+
+/* After cur (order[0]) moved: drops it if it ran out, else slides it
+ * down to its place. */
+static void reorder(merging_iter_t *m)
+{
+	child_t *c = m->order[0];
+	size_t i = 0;
+	if (!c->valid) {
+		m->nv--;
+		for (; i < m->nv; i++)
+			m->order[i] = m->order[i + 1];
+	} else {
+		for (; i + 1 < m->nv && before(m, m->order[i + 1], c); i++)
+			m->order[i] = m->order[i + 1];
+		m->order[i] = c;
+	}
+	m->cur = m->nv ? m->order[0] : NULL;
 }
 
 static void m_seek_first(rk_iter_t *it)
@@ -174,8 +198,7 @@ static void turn(merging_iter_t *m, bool backward)
 		}
 		refresh(c);
 	}
-	m->backward = backward;
-	m->second = NULL; /* stale: the caller runs find_first() */
+	m->backward = backward; /* the caller rebuilds the order */
 }
 
 static void m_next(rk_iter_t *it)
@@ -190,13 +213,7 @@ static void m_next(rk_iter_t *it)
 	}
 	rk_iter_next(m->cur->it);
 	refresh(m->cur);
-	/* The others have not moved and none is below `second`: if cur is
-	 * still below it, cur is still the smallest (one comparison; a scan
-	 * mostly reads one level for long stretches). */
-	if (m->cur->valid &&
-	    (m->second == NULL || rk_ikey_cmp(m->cur->key, m->second->key) < 0))
-		return;
-	find_first(m);
+	reorder(m);
 }
 
 /* m_next's mirror. */
@@ -212,10 +229,7 @@ static void m_prev(rk_iter_t *it)
 	}
 	rk_iter_prev(m->cur->it);
 	refresh(m->cur);
-	if (m->cur->valid &&
-	    (m->second == NULL || rk_ikey_cmp(m->cur->key, m->second->key) > 0))
-		return;
-	find_first(m);
+	reorder(m);
 }
 
 static bool m_valid(const rk_iter_t *it)
@@ -267,7 +281,8 @@ static const rk_iter_ops_t merging_ops = {
 
 rk_iter_t *rk_iter_merging(rk_iter_t **children, size_t n)
 {
-	merging_iter_t *m = malloc(sizeof(*m) + n * sizeof(child_t));
+	merging_iter_t *m =
+	    malloc(sizeof(*m) + n * (sizeof(child_t) + sizeof(child_t *)));
 	if (m == NULL) {
 		for (size_t i = 0; i < n; i++)
 			rk_iter_free(children[i]);
@@ -276,7 +291,8 @@ rk_iter_t *rk_iter_merging(rk_iter_t **children, size_t n)
 	m->base.ops = &merging_ops;
 	m->n = n;
 	m->cur = NULL;
-	m->second = NULL;
+	m->order = (child_t **)(void *)(m->kids + n);
+	m->nv = 0;
 	m->backward = false;
 	for (size_t i = 0; i < n; i++)
 		m->kids[i] = (child_t){.it = children[i], .valid = false};
