@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lsm.h"
 #include "lsm/lsm_test_util.h"
@@ -40,6 +41,17 @@ static void check_value(rk_lsm_t *db, const char *k, const char *want)
 	assert_int_equal(n, strlen(want));
 	assert_memory_equal(v, want, n);
 	free(v);
+}
+
+/* Keys FROM, FROM + STEP, ... below TO hold their first value. */
+static void check_version0(rk_lsm_t *db, int from, int to, int step)
+{
+	char k[32], v[96];
+	for (int i = from; i < to; i += step) {
+		key_of(k, sizeof(k), i);
+		val_of(v, sizeof(v), i, 0);
+		check_value(db, k, v);
+	}
 }
 
 static rk_lsm_t *open_db(const char *dir, const rk_lsm_options_t *o)
@@ -218,6 +230,52 @@ static void assert_at_version0(rk_lsm_iter_t *it, int i)
 	assert_memory_equal(kk, k, kl);
 	assert_int_equal(vl, strlen(v));
 	assert_memory_equal(vv, v, vl);
+}
+
+/* Lookups that keep passing through a table that does not hold their
+ * key get it compacted away (LevelDB's seek compaction), with no write. */
+static void test_lsm_lookups_passing_through_a_table_compact_it(void **state)
+{
+	(void)state;
+	char *dir = lsm_test_tmpdir("seekc");
+	rk_lsm_options_t o;
+	lsm_test_options(&o);
+	o.l0_compaction_trigger = 8; /* two tables are fine by size */
+	o.l0_slowdown_trigger = 10;
+	o.l0_stop_trigger = 12;
+	rk_lsm_t *db = open_db(dir, &o);
+	char k[32], v[96];
+	for (int parity = 0; parity < 2; parity++) {
+		for (int i = parity; i < 400; i += 2) {
+			key_of(k, sizeof(k), i);
+			val_of(v, sizeof(v), i, 0);
+			assert_int_equal(
+			    rk_lsm_put(db, k, strlen(k), v, strlen(v)), RK_OK);
+		}
+		assert_int_equal(rk_lsm_flush(db), RK_OK);
+	}
+	rk_lsm_stats_t s;
+	rk_lsm_stats(db, &s);
+	assert_int_equal(s.level_tables[0], 2);
+	assert_int_equal(s.seek_compactions, 0);
+	/* Even keys: each lookup reads the newer (odd) table first. */
+	for (int round = 0; round < 2; round++)
+		check_version0(db, 0, 400, 2);
+	/* The compaction runs in the background and has no completion
+	 * signal in the API: poll the stats, for 10 s at most. */
+	for (int tries = 0; tries < 1000; tries++) {
+		rk_lsm_stats(db, &s);
+		if (s.seek_compactions > 0 && s.level_tables[0] == 0)
+			break;
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	assert_true(s.seek_compactions >= 1);
+	assert_int_equal(s.level_tables[0], 0);
+	check_version0(db, 0, 400, 1);
+	rk_lsm_close(db);
+	lsm_test_rmrf(dir);
+	free(dir);
 }
 
 static void test_lsm_iterator_sees_one_consistent_snapshot(void **state)
@@ -501,12 +559,7 @@ static void test_lsm_batch_policy_groups_synced_writes(void **state)
 	assert_true(s.gather_us - g0 <= 2 * 2000 + 20000);
 	rk_lsm_close(db);
 	db = open_db(dir, &o);
-	char k[32], v[96];
-	for (int i = 0; i < W * N + 50; i++) {
-		key_of(k, sizeof(k), i);
-		val_of(v, sizeof(v), i, 0);
-		check_value(db, k, v);
-	}
+	check_version0(db, 0, W * N + 50, 1);
 	rk_lsm_close(db);
 	lsm_test_rmrf(dir);
 	free(dir);
@@ -577,6 +630,7 @@ static void test_lsm_rejects_bad_arguments_and_second_open(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_lsm_lookups_passing_through_a_table_compact_it),
 	    cmocka_unit_test(test_lsm_scans_fill_the_cache_only_when_asked),
 	    cmocka_unit_test(test_lsm_put_get_delete_roundtrip),
 	    cmocka_unit_test(test_lsm_batch_applies_in_order_atomically),

@@ -441,6 +441,7 @@ void rk_lsm_close(rk_lsm_t *db)
 	rk_cache_free(db->cache);
 	for (int l = 0; l < RK_LSM_LEVELS; l++)
 		free(db->compact_ptr[l]);
+	rk_file_unref(db->seek_file);
 	free(db->snaps);
 	if (db->lock_fd >= 0)
 		close(db->lock_fd);
@@ -536,7 +537,18 @@ rk_status_t rk_lsm_get(rk_lsm_t *db, const void *key, size_t klen, void **val,
 		int type;
 		uint8_t *v2;
 		size_t n2;
-		st = rk_version_get(v, k, seq, &type, &v2, &n2);
+		rk_seek_charge_t charge;
+		st = rk_version_get(v, k, seq, &type, &v2, &n2, &charge);
+		if (charge.file != NULL) {
+			pthread_mutex_lock(&db->mu);
+			if (db->seek_file == NULL) {
+				rk_file_ref(charge.file);
+				db->seek_file = charge.file;
+				db->seek_level = charge.level;
+				rk_db_maybe_schedule(db);
+			}
+			pthread_mutex_unlock(&db->mu);
+		}
 		if (st == RK_OK && type == RK_TYPE_DELETE) {
 			free(v2);
 			st = RK_NOT_FOUND;

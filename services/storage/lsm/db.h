@@ -71,6 +71,9 @@ struct rk_lsm {
 	bool bg_running;                  /* (mu) bg task queued or running */
 	bool shutting_down;               /* (mu) close has started */
 	rk_status_t bg_error;             /* (mu) sticky; writes fail with it */
+	rk_file_t *seek_file;             /* (mu) table whose lookups ran out
+	                                     of allowed_seeks, referenced */
+	int seek_level;                   /* (mu) its level */
 	uint8_t *compact_ptr[RK_LSM_LEVELS];   /* (mu) round-robin position */
 	size_t compact_ptr_len[RK_LSM_LEVELS]; /* its length */
 	uint64_t *snaps;                 /* (mu) sequences of live iterators */

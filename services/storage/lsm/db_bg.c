@@ -77,11 +77,32 @@ static int pick_level(const rk_lsm_t *db)
 	return lvl;
 }
 
+/* The level of the table lookups found worth compacting, handing the
+ * table (one reference) to *SEED; -1 if there is none or it is gone from
+ * the current version (mu held). */
+static int take_seek_file(rk_lsm_t *db, rk_file_t **seed)
+{
+	rk_file_t *f = db->seek_file;
+	int level = db->seek_level;
+	db->seek_file = NULL;
+	*seed = NULL;
+	if (f == NULL)
+		return -1;
+	const rk_version_t *v = db->current;
+	for (size_t i = 0; i < v->n[level]; i++)
+		if (v->files[level][i] == f) {
+			*seed = f;
+			return level;
+		}
+	rk_file_unref(f);
+	return -1;
+}
+
 void rk_db_maybe_schedule(rk_lsm_t *db)
 {
 	if (db->bg_running || db->shutting_down || db->bg_error != RK_OK)
 		return;
-	if (db->imm == NULL && pick_level(db) < 0)
+	if (db->imm == NULL && pick_level(db) < 0 && db->seek_file == NULL)
 		return;
 	db->bg_running = true;
 	if (rk_workpool_submit(db->pool, &db->bg_task) != RK_OK)
@@ -269,7 +290,10 @@ static bool overlaps(const rk_file_t *f, rk_slice_t lo, rk_slice_t hi)
 }
 
 /* Fills C for LEVEL: all of it when ALL, else the usual pick (mu held). */
-static rk_status_t pick(rk_lsm_t *db, int level, bool all, compaction_t *c)
+/* Chooses the inputs of a compaction of LEVEL: every table (ALL), SEED
+ * and what overlaps it, or the level's next table in turn. */
+static rk_status_t pick(rk_lsm_t *db, int level, bool all, rk_file_t *seed,
+                        compaction_t *c)
 {
 	const rk_version_t *v = db->current;
 	memset(c, 0, sizeof(*c));
@@ -280,9 +304,9 @@ static rk_status_t pick(rk_lsm_t *db, int level, bool all, compaction_t *c)
 		for (size_t i = 0; i < v->n[level] && st == RK_OK; i++)
 			st = add_input(c, 0, v->files[level][i]);
 	} else if (level == 0) {
-		/* The oldest L0 table and every L0 table overlapping the
-		 * growing range, until it stops growing. */
-		st = add_input(c, 0, v->files[0][v->n[0] - 1]);
+		/* The oldest L0 table (or the seed) and every L0 table
+		 * overlapping the growing range, until it stops growing. */
+		st = add_input(c, 0, seed ? seed : v->files[0][v->n[0] - 1]);
 		bool grew = true;
 		while (grew && st == RK_OK) {
 			grew = false;
@@ -299,6 +323,8 @@ static rk_status_t pick(rk_lsm_t *db, int level, bool all, compaction_t *c)
 				}
 			}
 		}
+	} else if (seed != NULL) {
+		st = add_input(c, 0, seed);
 	} else {
 		size_t i = 0;
 		if (db->compact_ptr[level] != NULL) {
@@ -560,13 +586,20 @@ static void bg_main(rk_task_t *task)
 		if (db->imm != NULL) {
 			st = flush_imm(db);
 		} else {
+			rk_file_t *seed = NULL;
 			int level = pick_level(db);
+			if (level < 0) /* sizes are fine: lookups may not be */
+				level = take_seek_file(db, &seed);
 			if (level < 0)
 				break;
 			compaction_t c;
-			st = pick(db, level, false, &c);
-			if (st == RK_OK)
+			st = pick(db, level, false, seed, &c);
+			rk_file_unref(seed); /* pick took its own reference */
+			if (st == RK_OK) {
+				if (seed != NULL)
+					db->st.seek_compactions++;
 				st = run(db, &c);
+			}
 			compaction_free(&c);
 		}
 		if (st != RK_OK) {
@@ -607,7 +640,7 @@ rk_status_t rk_db_compact_all(rk_lsm_t *db)
 		if (db->current->n[l] == 0)
 			continue;
 		compaction_t c;
-		st = pick(db, l, true, &c);
+		st = pick(db, l, true, NULL, &c);
 		if (st == RK_OK)
 			st = run(db, &c);
 		compaction_free(&c);

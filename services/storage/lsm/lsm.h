@@ -132,6 +132,8 @@ typedef struct rk_lsm_stats {
 	uint64_t flushes;             /* memtables written out */
 	uint64_t compactions;         /* compactions run (moves included) */
 	uint64_t trivial_moves;       /* compactions that only moved a table */
+	uint64_t seek_compactions;    /* compactions started because lookups
+	                                 kept passing through a table */
 	uint64_t tombstones_dropped;  /* deletions removed by compaction */
 	uint64_t versions_dropped;    /* overwritten values removed */
 	double write_amp;             /* (log+flush+compact) / user bytes */

@@ -9,6 +9,8 @@
  */
 #include "version.h"
 
+#include <stdint.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +44,12 @@ rk_file_t *rk_file_new(const char *dir, rk_cache_t *cache, uint64_t number,
 	f->cache = cache;
 	pthread_mutex_init(&f->mu, NULL);
 	f->refs = 1;
+	/* LevelDB's rule: one seek costs about what compacting 16 KiB does,
+	 * so a table may cost size / 16 KiB seeks (at least 100) before
+	 * merging it into the next level is cheaper than reading it. */
+	uint64_t seeks = size / 16384;
+	f->allowed_seeks = seeks < 100 ? 100 : seeks > INT32_MAX ? INT32_MAX
+	                                                          : (int)seeks;
 	return f;
 }
 
@@ -256,9 +264,23 @@ static rk_status_t file_get(rk_file_t *f, rk_slice_t ikey, rk_slice_t uk,
 	return st;
 }
 
-rk_status_t rk_version_get(rk_version_t *v, rk_slice_t user_key, uint64_t seq,
-                           int *type, uint8_t **val, size_t *vlen)
+/* Charges F (read at LEVEL, its key not there) for a lookup that went on
+ * to another table. */
+static void charge_seek(rk_file_t *f, int level, rk_seek_charge_t *charge)
 {
+	if (__atomic_sub_fetch(&f->allowed_seeks, 1, __ATOMIC_RELAXED) == 0 &&
+	    charge != NULL && level < RK_LSM_LEVELS - 1) {
+		charge->file = f;
+		charge->level = level;
+	}
+}
+
+rk_status_t rk_version_get(rk_version_t *v, rk_slice_t user_key, uint64_t seq,
+                           int *type, uint8_t **val, size_t *vlen,
+                           rk_seek_charge_t *charge)
+{
+	if (charge != NULL)
+		charge->file = NULL;
 	uint8_t stackbuf[256];
 	uint8_t *buf = stackbuf;
 	if (user_key.n + RK_IKEY_TRAILER > sizeof(stackbuf)) {
@@ -269,17 +291,30 @@ rk_status_t rk_version_get(rk_version_t *v, rk_slice_t user_key, uint64_t seq,
 	rk_slice_t ikey = rk_slice(
 	    buf, rk_ikey_make(buf, user_key.p, user_key.n, seq, RK_TYPE_VALUE));
 	rk_status_t st = RK_NOT_FOUND;
+	rk_file_t *first = NULL; /* the first table read */
+	int first_level = 0;
+	size_t reads = 0;
 	for (size_t i = 0; i < v->n[0] && st == RK_NOT_FOUND; i++) {
 		rk_file_t *f = v->files[0][i];
-		if (covers(f, user_key))
-			st = file_get(f, ikey, user_key, type, val, vlen);
+		if (!covers(f, user_key))
+			continue;
+		if (reads++ == 0)
+			first = f;
+		st = file_get(f, ikey, user_key, type, val, vlen);
 	}
 	for (int l = 1; l < RK_LSM_LEVELS && st == RK_NOT_FOUND; l++) {
 		size_t i = find_file(v->files[l], v->n[l], ikey);
-		if (i < v->n[l] && covers(v->files[l][i], user_key))
-			st = file_get(v->files[l][i], ikey, user_key, type, val,
-			              vlen);
+		if (i >= v->n[l] || !covers(v->files[l][i], user_key))
+			continue;
+		if (reads++ == 0) {
+			first = v->files[l][i];
+			first_level = l;
+		}
+		st = file_get(v->files[l][i], ikey, user_key, type, val, vlen);
 	}
+	if (reads > 1 && st != RK_DATA_LOSS && st != RK_INTERNAL &&
+	    st != RK_RESOURCE_EXHAUSTED)
+		charge_seek(first, first_level, charge);
 	if (buf != stackbuf)
 		free(buf);
 	return st;

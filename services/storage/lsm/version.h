@@ -36,6 +36,8 @@ typedef struct rk_file {
 	rk_table_t *table;   /* opened on first use */
 	int refs;            /* versions (and compactions) holding it */
 	bool obsolete;       /* dropped by a manifest: unlink at last ref */
+	int allowed_seeks;   /* (atomic) lookups that may still pass through
+	                        it to a later table (see rk_version_get) */
 } rk_file_t;
 
 /* A file with one reference; keys are copied. NULL if out of memory. */
@@ -86,10 +88,21 @@ rk_version_t *rk_version_apply(const rk_version_t *base, const rk_edit_t *e);
 void rk_version_ref(rk_version_t *v);
 void rk_version_unref(rk_version_t *v);
 
+/* The table a lookup found worth compacting: it used up its
+ * allowed_seeks. FILE is borrowed from the version; NULL if none. */
+typedef struct rk_seek_charge {
+	rk_file_t *file;
+	int level;
+} rk_seek_charge_t;
+
 /* Newest entry for USER_KEY at or below sequence SEQ, level by level:
- * RK_OK with *TYPE and *VAL (malloc'd), RK_NOT_FOUND, or an error. */
+ * RK_OK with *TYPE and *VAL (malloc'd), RK_NOT_FOUND, or an error.
+ * A lookup that reads a table without finding its key and goes on to
+ * another is charged to the first (LevelDB's seek compaction); when that
+ * table's allowance runs out, *CHARGE names it, once. */
 rk_status_t rk_version_get(rk_version_t *v, rk_slice_t user_key, uint64_t seq,
-                           int *type, uint8_t **val, size_t *vlen);
+                           int *type, uint8_t **val, size_t *vlen,
+                           rk_seek_charge_t *charge);
 
 /* Appends to ITERS (room for RK_LSM_LEVELS + n[0]) one iterator per L0
  * table and one per non-empty deeper level; returns how many. Iterators
