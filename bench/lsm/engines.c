@@ -74,13 +74,14 @@ static void rk_close(void *db)
 		fprintf(
 		    stderr,
 		    "[ringkv stats] flushes %llu compactions %llu (moves "
-		    "%llu) write amp %.2f space amp %.2f slowdowns %llu "
+		    "%llu, for lookups %llu) write amp %.2f space amp %.2f slowdowns %llu "
 		    "(%.1f ms) stalls %llu (%.1f ms) cache hits %llu misses "
 		    "%llu L0..L3 tables %llu/%llu/%llu/%llu write groups %llu "
 		    "syncs %llu (%.1f ms) gather %.1f ms\n",
 		    (unsigned long long)s.flushes,
 		    (unsigned long long)s.compactions,
-		    (unsigned long long)s.trivial_moves, s.write_amp,
+		    (unsigned long long)s.trivial_moves,
+		    (unsigned long long)s.seek_compactions, s.write_amp,
 		    s.space_amp, (unsigned long long)s.slowdown_count,
 		    s.slowdown_us / 1000.0, (unsigned long long)s.stall_count,
 		    s.stall_us / 1000.0, (unsigned long long)s.cache_hits,
