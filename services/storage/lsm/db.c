@@ -57,6 +57,18 @@ void rk_lsm_options_default(rk_lsm_options_t *o)
 	o->max_value_bytes = 64u << 20;
 }
 
+rk_status_t rk_db_new_log(rk_lsm_t *db, uint64_t number, rk_wal_t **out,
+                          char *err, size_t errlen)
+{
+	/* A full memtable leaves about its own bytes of log (a record takes
+	 * about the bytes of its memtable entry). */
+	rk_status_t st = rk_wal_create(db->dir, number, db->o.write_buffer_size,
+	                               out, err, errlen);
+	if (st == RK_OK) /* see prefault_ahead() in wal.c */
+		(*out)->prefault = db->o.sync == RK_LSM_SYNC_PERIODIC;
+	return st;
+}
+
 static rk_status_t fail(char *err, size_t errlen, rk_status_t st,
                         const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -322,11 +334,7 @@ static rk_status_t recover(rk_lsm_t *db, char *err, size_t errlen)
 		atomic_store(&db->last_seq, r.max_seq);
 	uint64_t log_number = db->next_file++;
 	if (st == RK_OK)
-		st = rk_wal_create(db->dir, log_number,
-		                   db->o.write_buffer_size, &db->wal, err,
-		                   errlen);
-	if (st == RK_OK) /* see prefault_ahead() in wal.c */
-		db->wal->prefault = db->o.sync == RK_LSM_SYNC_PERIODIC;
+		st = rk_db_new_log(db, log_number, &db->wal, err, errlen);
 	if (st == RK_OK) {
 		rk_version_t *v = rk_version_apply(db->current, &edit);
 		if (v == NULL) {

@@ -105,6 +105,11 @@ rk_status_t rk_db_log_version(rk_lsm_t *db, rk_version_t *v,
                               uint64_t log_number);
 
 /* db.c */
+/* Creates log NUMBER sized for a memtable, with the options' mapping
+ * policy (see rk_wal_t.prefault). */
+rk_status_t rk_db_new_log(rk_lsm_t *db, uint64_t number, rk_wal_t **out,
+                          char *err, size_t errlen);
+
 /* Smallest sequence a live iterator may read (mu held). */
 uint64_t rk_db_smallest_snapshot(rk_lsm_t *db);
 

@@ -89,16 +89,12 @@ static rk_status_t make_room(rk_lsm_t *db, bool force)
 		rk_status_t st = rk_memtable_new(&m);
 		if (st != RK_OK)
 			return st;
-		/* A full memtable leaves about its own bytes of log (a
-		 * record takes about the bytes of its memtable entry). */
-		st = rk_wal_create(db->dir, number, db->o.write_buffer_size,
-		                   &w, err, sizeof(err));
+		st = rk_db_new_log(db, number, &w, err, sizeof(err));
 		if (st != RK_OK) {
 			rk_memtable_unref(m);
 			rk_warn("lsm: cannot start a new log: %s", err);
 			return st;
 		}
-		w->prefault = db->o.sync == RK_LSM_SYNC_PERIODIC;
 		/* The old log must be durable before the new one holds later
 		 * writes, or a power cut could leave a hole (periodic mode). */
 		if (db->o.sync == RK_LSM_SYNC_PERIODIC &&

@@ -303,12 +303,6 @@ void rk_wal_unref(rk_wal_t *w)
 	free(w);
 }
 
-/* True when the N bytes at P are all zero. */
-static bool all_zero(const uint8_t *p, uint64_t n)
-{
-	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
 /* The length of the N bytes at M without their zero tail: where the data
  * of a log ends. A log that was open when the process died keeps the zeros
  * of its unused blocks, which are neither records nor lost data. */
@@ -326,13 +320,11 @@ static uint64_t data_end(const uint8_t *m, uint64_t n)
 	return n;
 }
 
-/* Reports the bytes from OFF to the end of the data as dropped. */
-static void drop(rk_wal_report_t *rep, const uint8_t *m, uint64_t off,
-                 uint64_t size, const char *why)
+/* Reports the bytes from OFF (< END) to END, the end of the data, as
+ * dropped. */
+static void drop(rk_wal_report_t *rep, uint64_t off, uint64_t end,
+                 const char *why)
 {
-	uint64_t end = data_end(m, size);
-	if (end <= off)
-		return; /* only zeros from OFF: nothing was there to lose */
 	rep->dropped_bytes = end - off;
 	rep->drop_offset = off;
 	snprintf(rep->reason, sizeof(rep->reason), "%s at offset %" PRIu64, why,
@@ -384,43 +376,46 @@ rk_status_t rk_wal_replay(const char *path, rk_wal_record_fn fn, void *arg,
 	rk_status_t ret = map_file(path, &m, &size);
 	if (ret != RK_OK || m == NULL)
 		return ret;
-	/* A file of zeros only (creation cut short after its blocks were
-	 * given) holds nothing: drop() reports nothing for it. */
+	/* Zeros from END on are the unused tail of the log: a clean end, and
+	 * nothing lost. A file of zeros only (creation cut short after its
+	 * blocks were given) holds nothing. Bounds checks still use SIZE: a
+	 * record may end in zero bytes. */
+	uint64_t end = data_end(m, size);
+	if (end == 0)
+		goto out;
 	if (size < RK_WAL_HEADER) {
-		drop(rep, m, 0, size, "short log header");
+		drop(rep, 0, end, "short log header");
 		goto out;
 	}
 	if (memcmp(m, wal_magic, 8) != 0 || rk_get_u32(m + 8) != 1) {
-		drop(rep, m, 0, size, "bad log header");
+		drop(rep, 0, end, "bad log header");
 		goto out;
 	}
 	uint64_t off = RK_WAL_HEADER;
-	while (off < size) {
-		if (m[off] == 0 && all_zero(m + off, size - off))
-			break; /* the unused tail of the log */
+	while (off < end) {
 		if (size - off < 8) {
-			drop(rep, m, off, size, "torn record header");
+			drop(rep, off, end, "torn record header");
 			break;
 		}
 		uint32_t crc = rk_get_u32(m + off);
 		uint32_t len = rk_get_u32(m + off + 4);
 		if (len == 0 || len > RK_WAL_MAX_RECORD) {
-			drop(rep, m, off, size, "bad record length");
+			drop(rep, off, end, "bad record length");
 			break;
 		}
 		if (size - off - 8 < len) {
-			drop(rep, m, off, size, "torn record");
+			drop(rep, off, end, "torn record");
 			break;
 		}
 		uint32_t c = rk_crc32c_extend(rk_crc32c(m + off + 4, 4),
 		                              m + off + 8, len);
 		if (rk_crc32c_unmask(crc) != c) {
-			drop(rep, m, off, size, "record checksum mismatch");
+			drop(rep, off, end, "record checksum mismatch");
 			break;
 		}
 		ret = fn(arg, m + off + 8, len);
 		if (ret == RK_DATA_LOSS) {
-			drop(rep, m, off, size, "record does not decode");
+			drop(rep, off, end, "record does not decode");
 			ret = RK_OK;
 			break;
 		}
